@@ -1,0 +1,37 @@
+# Every target installs first when needed, so each is one command on a fresh machine.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+MODEL   ?= runs/synface-small/final
+DATA    ?= data/synface
+OUT     ?= outputs/eval
+TASKS   ?= all
+
+.PHONY: install test test-all demo bench eval clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: the CPU build already on this disk. Every later requirement admits it,
+# so pip never replaces it with a multi-GB CUDA build.
+$(STAMP): setup.cfg pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# taming's declared deps (pytorch-lightning, torchvision) are not needed by the modules we use.
+	$(PY) -m pip install -q --no-deps taming-transformers-rom1504==0.0.6
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(PY) -m talk2face.demo
+
+bench: install
+	$(PY) -m talk2face.bench
+
+eval: install
+	$(PY) -m talk2face.cli eval --model $(MODEL) --data $(DATA) --out $(OUT) --tasks $(TASKS)
+
+clean:
+	rm -rf .venv *.egg-info .pytest_cache

@@ -1,0 +1,49 @@
+"""The `talk2face` command.
+
+Each subcommand lives next to the code it drives, as a module that defines
+`add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their subcommand
+runs, so `talk2face --help` stays fast and inference commands need no training extras.
+User mistakes (`UserError`) print one line and exit 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from talk2face.errors import UserError
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("talk2face.data.synface.cli", "render the SynFace data set"),
+    "data": ("talk2face.data.inspect", "inspect a data source: counts per split and label"),
+    "tokenize": ("talk2face.data.pretokenize", "VQ-encode every image of a source once, to Arrow"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talk2face", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        if name == wanted:  # import only the module that runs
+            mod = importlib.import_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UserError as err:
+        print(f"talk2face {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
