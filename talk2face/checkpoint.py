@@ -1,0 +1,61 @@
+"""The Talk2Face checkpoint folder: everything `Talk2Face.from_pretrained(dir)` needs, no pickles.
+
+    <dir>/config.json, model.safetensors, generation_config.json   the Llama decoder (HF format)
+    <dir>/tokenizer.json, tokenizer_config.json, ...              the unified vocabulary (HF format)
+    <dir>/vqgan/                                                  the image tokenizer (config.json + safetensors)
+    <dir>/templates/                                              the task templates it was trained with
+    <dir>/train_config.yaml                                       how it was trained
+
+The decoder and tokenizer load with plain `AutoModelForCausalLM` / `PreTrainedTokenizerFast`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import PreTrainedModel
+
+from talk2face.errors import UserError
+
+VQGAN_SUBDIR = "vqgan"
+TEMPLATES_SUBDIR = "templates"
+TRAIN_CONFIG_FILE = "train_config.yaml"
+
+
+def save_checkpoint_folder(
+    out_dir: str | Path,
+    model: PreTrainedModel,
+    vocab: Any,
+    vqgan_dir: str | Path,
+    templates_dir: str | Path,
+    train_config: dict[str, Any],
+) -> Path:
+    """Write a complete checkpoint folder atomically (temp folder, then rename)."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    vocab.save_pretrained(tmp)
+    shutil.copytree(vqgan_dir, tmp / VQGAN_SUBDIR)
+    shutil.copytree(templates_dir, tmp / TEMPLATES_SUBDIR)
+    (tmp / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(train_config, sort_keys=False))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def check_checkpoint_folder(path: str | Path) -> Path:
+    """Raise a UserError naming what is missing if `path` is not a complete checkpoint folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"model folder not found: {path}")
+    required = ["config.json", "model.safetensors", "tokenizer.json", f"{VQGAN_SUBDIR}/config.json", TEMPLATES_SUBDIR]
+    missing = [name for name in required if not (path / name).exists()]
+    if missing:
+        raise UserError(f"{path} is not a talk2face model folder: missing {', '.join(missing)}")
+    return path

@@ -1,0 +1,86 @@
+"""Constrained, batched, guided decoding as transformers logits processors.
+
+Used by `model.generate` (KV cache, batched over prompts and samples):
+- `AllowedRange`: only tokens in [start, stop) can be produced (a face span: the image-code ids,
+  which the vocabulary keeps contiguous), or only tokens outside it (a text span). A slice
+  assignment per step, so the constraint costs nothing next to the forward pass.
+- `GuidedSampler`: classifier-free guidance computed from ONE batched forward pass. The batch is
+  [conditional rows; unconditional rows]; the guided logits l_u + s * (l_c - l_u) (Ho & Salimans,
+  2022) are sampled once per pair with temperature / top-k / top-p, and the chosen token is
+  returned as a one-hot score for both rows, so greedy `generate` appends the same token to the
+  conditional and the unconditional sequence and both KV caches stay in step.
+Unlike the Talk2Face release (batch 1, no cache, full recompute per token, nothing stopping a
+text token inside an image span), every face here has exactly h*w image codes.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import LogitsProcessor
+
+
+class AllowedRange(LogitsProcessor):
+    """Mask every token outside [start, stop) (or inside it, with `inside=False`)."""
+
+    def __init__(self, start: int, stop: int, inside: bool = True, also_allowed: tuple[int, ...] = ()):
+        self.start, self.stop, self.inside = start, stop, inside
+        self.also_allowed = torch.tensor(also_allowed, dtype=torch.long)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        keep = scores[:, self.also_allowed].clone() if len(self.also_allowed) else None  # (B, n)
+        if self.inside:
+            scores[:, : self.start] = -float("inf")
+            scores[:, self.stop :] = -float("inf")
+        else:
+            scores[:, self.start : self.stop] = -float("inf")
+        if keep is not None:
+            scores[:, self.also_allowed] = keep
+        return scores
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """Temperature, then top-k, then nucleus (top-p) filtering. logits: (B, V) -> (B, V)."""
+    logits = logits / max(temperature, 1e-5)
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, -float("inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)  # (B, V)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cum - sorted_logits.softmax(-1) > top_p  # keep the token that crosses top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, -float("inf"))
+    return logits
+
+
+class GuidedSampler(LogitsProcessor):
+    """Sample from (optionally guided) logits and force that token with a one-hot score.
+
+    With `guidance_scale` set, rows [0, B) are conditional and rows [B, 2B) their unconditional
+    twins. Run `generate(do_sample=False)` with this processor last.
+    """
+
+    def __init__(
+        self,
+        guidance_scale: float | None = None,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ):
+        self.guidance_scale = guidance_scale
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.generator = generator
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        logits = scores.float()  # (N, V)
+        if self.guidance_scale is not None:
+            cond, uncond = logits.chunk(2)  # (B, V) each
+            # -inf - -inf is nan: masked tokens stay masked in the guided logits.
+            logits = torch.where(torch.isinf(cond), cond, uncond + self.guidance_scale * (cond - uncond))
+        probs = filter_logits(logits, self.temperature, self.top_k, self.top_p).softmax(-1)
+        tokens = torch.multinomial(probs, 1, generator=self.generator)  # (B, 1)
+        if self.guidance_scale is not None:
+            tokens = tokens.repeat(2, 1)  # (2B, 1): the twin follows its conditional row
+        forced = torch.full_like(scores, -float("inf"))
+        return forced.scatter_(1, tokens, 0.0)
