@@ -1,0 +1,248 @@
+"""`talk2face tokenize`: VQ-encode every image of a data source once, into an Arrow DatasetDict.
+
+    talk2face tokenize --vqgan runs/vqgan-synface/final --data data/synface --out data/synface-codes
+
+Training then reads uint16 code columns and never touches pixels. Every image goes through
+`load_images` (RGB, centre crop, bicubic resize to the VQGAN's image_size), so images of any size
+are accepted; a corrupt or missing file stops the run with its path.
+
+Resuming: work happens in `<out>.partial/`; each split is cut into shards of `--shard-size`
+records, and a shard is written to a temporary folder and renamed when complete, so a rerun after
+an interruption skips finished shards. At the end the shards are assembled into `<out>.partial/
+final`, which is renamed to `<out>`: the output folder appears only when it is whole.
+
+Schema (one row per record; the decoder's training code depends on it):
+    id, identity ("" if unknown), source: string
+    codes: list<uint16> (h*w codes of the record's image)
+    age: int32 (-1 if unknown)
+    attributes: list<int8> (40, aligned to ATTRIBUTES; 1 / 0 / -1 unknown)
+    captions: list<string>; caption_attributes: list<list<string>>
+    edit_source_codes: list<uint16> (empty if not an edit); edit_instructions: list<string>
+    edit_attribute: string ("" if none); edit_value: int32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import datasets
+from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_from_disk
+from tqdm.auto import tqdm
+
+from talk2face.config import to_dict
+from talk2face.data.images import load_images
+from talk2face.data.record import ATTRIBUTES, SPLITS, EditInfo, FaceRecord
+from talk2face.data.sources import Source, open_source
+from talk2face.errors import UserError
+
+META_NAME = "tokenize.json"
+
+FEATURES = Features({
+    "id": Value("string"),
+    "identity": Value("string"),
+    "source": Value("string"),
+    "codes": List(Value("uint16")),
+    "age": Value("int32"),
+    "attributes": List(Value("int8")),
+    "captions": List(Value("string")),
+    "caption_attributes": List(List(Value("string"))),
+    "edit_source_codes": List(Value("uint16")),
+    "edit_instructions": List(Value("string")),
+    "edit_attribute": Value("string"),
+    "edit_value": Value("int32"),
+})
+
+
+def record_to_row(record: FaceRecord, codes: np.ndarray, edit_codes: np.ndarray | None) -> dict[str, Any]:
+    """One FaceRecord plus its image's codes (and its edit source's) -> one row of FEATURES."""
+    attrs = record.attributes or {}
+    edit = record.edit
+    return {
+        "id": record.id,
+        "identity": record.identity or "",
+        "source": record.source,
+        "codes": codes.astype(np.uint16),
+        "age": -1 if record.age is None else int(record.age),
+        "attributes": np.array([int(attrs[a]) if a in attrs else -1 for a in ATTRIBUTES], dtype=np.int8),
+        "captions": list(record.captions or []),
+        "caption_attributes": [list(c) for c in (record.caption_attributes or [])],
+        "edit_source_codes": np.zeros(0, np.uint16) if edit_codes is None else edit_codes.astype(np.uint16),
+        "edit_instructions": list(edit.instructions) if edit else [],
+        "edit_attribute": edit.attribute if edit else "",
+        "edit_value": int(edit.value) if edit else 0,
+    }
+
+
+def row_to_record(row: dict[str, Any], split: str = "train") -> FaceRecord:
+    """Inverse of the tokenisation: a row of a tokenised split -> FaceRecord whose image is codes.
+
+    Args:
+        row: one row of a split of `load_tokenized(...)[0]`.
+        split: the split the row came from (rows do not store it).
+    Returns:
+        FaceRecord with `image` = (h*w,) uint16 codes, `edit.source` likewise, only the known
+        attributes, and None for unknown age / identity / captions.
+    """
+    known = {a: bool(v) for a, v in zip(ATTRIBUTES, row["attributes"]) if v != -1}
+    edit = None
+    if row["edit_attribute"]:
+        value = int(row["edit_value"]) if row["edit_attribute"] == "age" else bool(row["edit_value"])
+        edit = EditInfo(
+            source=np.asarray(row["edit_source_codes"], dtype=np.uint16),
+            instructions=list(row["edit_instructions"]), attribute=row["edit_attribute"], value=value,
+        )
+    return FaceRecord(
+        image=np.asarray(row["codes"], dtype=np.uint16),
+        id=row["id"],
+        split=split,
+        source=row["source"],
+        age=None if row["age"] == -1 else int(row["age"]),
+        attributes=known or None,
+        captions=list(row["captions"]) or None,
+        caption_attributes=[list(c) for c in row["caption_attributes"]] or None,
+        identity=row["identity"] or None,
+        edit=edit,
+    )
+
+
+def _image_path(source: Source, image: Any) -> Any:
+    """Paths in records are relative to the source root; PIL images / arrays pass through."""
+    return source.root / image if isinstance(image, (str, Path)) else image
+
+
+def encode_records(vq: Any, source: Source, records: list[FaceRecord], batch_size: int, progress: tqdm) -> list[dict]:
+    """Encode the images (and edit sources) of `records` in batches; returns their rows."""
+    rows = []
+    for start in range(0, len(records), batch_size):
+        batch = records[start:start + batch_size]
+        edited = [j for j, r in enumerate(batch) if r.edit is not None]
+        inputs = [_image_path(source, r.image) for r in batch] + [_image_path(source, batch[j].edit.source) for j in edited]
+        codes = vq.encode(load_images(inputs, vq.image_size).to(vq.device)).cpu().numpy()  # (B + E, h*w)
+        edit_codes = dict(zip(edited, codes[len(batch):]))
+        rows += [record_to_row(r, codes[j], edit_codes.get(j)) for j, r in enumerate(batch)]
+        progress.update(len(batch))
+    return rows
+
+
+def _write_shards(vq: Any, source: Source, shards: dict, shard_dir: dict, batch_size: int, total: int, done: int) -> None:
+    """Encode and write every shard not written yet (each renamed into place when complete)."""
+    with tqdm(total=total, initial=done, desc="tokenize", unit="img") as progress:
+        for split, chunks in shards.items():
+            for i, chunk in chunks:
+                final = shard_dir[split, i]
+                if final.exists():
+                    continue
+                rows = encode_records(vq, source, chunk, batch_size, progress)
+                tmp = final.with_name(final.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                Dataset.from_list(rows, features=FEATURES).save_to_disk(str(tmp))
+                tmp.rename(final)
+
+
+def tokenize(
+    vqgan_dir: str | Path, data: str | Path, out: str | Path, batch_size: int = 64, shard_size: int = 4096,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Encode every record of every split of `data` with the VQGAN in `vqgan_dir` into `out`.
+
+    Args:
+        vqgan_dir: a folder written by `VQGAN.save_pretrained`.
+        data: a data source spec (see `open_source`).
+        out: output folder; must not exist yet. `<out>.partial` holds the work in progress.
+        batch_size: images per encoder call.
+        shard_size: records per resumable shard.
+        device: where the VQGAN runs.
+    Returns:
+        the metadata written to `<out>/tokenize.json`.
+    """
+    from talk2face.vqgan import VQGAN  # imported here: `talk2face --help` must stay light
+
+    out = Path(out)
+    if out.exists():
+        raise UserError(f"output folder already exists: {out} (delete it to tokenize again)")
+    if batch_size < 1 or shard_size < 1:
+        raise UserError("--batch-size and --shard-size must be positive")
+    vq = VQGAN.from_pretrained(vqgan_dir, device=device)
+    source = open_source(data)
+    work = out.with_name(out.name + ".partial")
+    job = {"vqgan": str(Path(vqgan_dir).resolve()), "vqgan_config": to_dict(vq.config),
+           "data": str(data), "shard_size": shard_size}
+    job_file = work / "job.json"
+    if work.exists():
+        previous = json.loads(job_file.read_text()) if job_file.exists() else None
+        if previous != job:
+            raise UserError(f"{work} holds an unfinished run with other settings; delete it or rerun those ({job_file})")
+    else:
+        work.mkdir(parents=True)
+        job_file.write_text(json.dumps(job, indent=2))
+
+    records = {split: list(source.records(split)) for split in SPLITS}
+    records = {split: recs for split, recs in records.items() if recs}
+    if not records:
+        raise UserError(f"data source {data} has no records in any split {SPLITS}")
+    shards = {split: [(i, recs[i:i + shard_size]) for i in range(0, len(recs), shard_size)] for split, recs in records.items()}
+    shard_dir = {(split, i): work / split / f"shard-{i // shard_size:05d}" for split in shards for i, _ in shards[split]}
+    done = sum(len(chunk) for split in shards for i, chunk in shards[split] if shard_dir[split, i].exists())
+    total = sum(len(recs) for recs in records.values())
+    quiet = datasets.utils.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # one bar for the whole job, not one per shard written
+    try:
+        _write_shards(vq, source, shards, shard_dir, batch_size, total, done)
+        dataset = DatasetDict({
+            split: concatenate_datasets([load_from_disk(str(shard_dir[split, i])) for i, _ in chunks])
+            for split, chunks in shards.items()
+        })
+        assembled = work / "final"
+        shutil.rmtree(assembled, ignore_errors=True)
+        dataset.save_to_disk(str(assembled))
+    finally:
+        if not quiet:
+            datasets.enable_progress_bars()
+    meta = {
+        "vqgan": job["vqgan"], "vqgan_config": job["vqgan_config"], "n_codes": vq.n_codes,
+        "grid_size": list(vq.grid_size), "image_size": vq.image_size, "data": str(data), "source": source.name,
+        "counts": {split: len(ds) for split, ds in dataset.items()},
+        "edits": {split: sum(1 for r in recs if r.edit is not None) for split, recs in records.items()},
+    }
+    (assembled / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+    assembled.rename(out)
+    shutil.rmtree(work)
+    return meta
+
+
+def load_tokenized(directory: str | Path) -> tuple[DatasetDict, dict[str, Any]]:
+    """Open a folder written by `tokenize`: (DatasetDict of FEATURES rows, tokenize.json)."""
+    directory = Path(directory)
+    meta_path = directory / META_NAME
+    if not meta_path.is_file():
+        raise UserError(f"not a tokenized data folder (no {META_NAME}): {directory}")
+    meta = json.loads(meta_path.read_text())
+    dataset = load_from_disk(str(directory))
+    if not isinstance(dataset, DatasetDict):
+        raise UserError(f"{directory}: expected a DatasetDict")
+    for split, ds in dataset.items():
+        missing = sorted(set(FEATURES) - set(ds.features))
+        if missing:
+            raise UserError(f"{directory}: split {split!r} lacks columns {missing}")
+    return dataset, meta
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vqgan", required=True, help="VQGAN folder (config.json + model.safetensors)")
+    parser.add_argument("--data", required=True, help="data source: an imagefolder or a source YAML")
+    parser.add_argument("--out", required=True, help="output folder (an HF DatasetDict); must not exist")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per encoder call")
+    parser.add_argument("--shard-size", type=int, default=4096, help="records per resumable shard")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    meta = tokenize(args.vqgan, args.data, args.out, args.batch_size, args.shard_size, args.device)
+    print(json.dumps({"out": args.out, "counts": meta["counts"], "grid_size": meta["grid_size"]}))
+    return 0

@@ -1,0 +1,280 @@
+"""The image tokenizer: a VQGAN built from taming-transformers' own modules.
+
+    vq = VQGAN.from_pretrained("runs/vqgan-synface/final")
+    codes = vq.encode(load_images(paths, vq.image_size))   # (B, h*w) ints in [0, n_codes)
+    images = vq.decode(codes)                                # (B, 3, H, W) in [-1, 1]
+
+The submodules carry taming's names (`encoder`, `quant_conv`, `quantize`, `post_quant_conv`,
+`decoder`), so an official taming state dict loads into this class unchanged (see
+`taming_checkpoint.py`). Checkpoints written here are folders: `config.json` + `model.safetensors`.
+
+Wrong-size images: `encode` takes tensors of exactly `image_size`; every caller turns files into
+such tensors with `talk2face.data.images.load_images`, which centre-crops to a square and resizes
+(bicubic) to `image_size`, so any image size is accepted and handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from taming.modules.diffusionmodules.model import Decoder, Encoder
+from taming.modules.vqvae.quantize import VectorQuantizer2
+from torch import nn
+
+from talk2face.config import from_dict, to_dict
+from talk2face.errors import UserError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MODEL_TYPE = "talk2face-vqgan"
+
+
+@dataclass
+class VQGANConfig:
+    """Architecture of a VQGAN; the `dd*` fields are taming's `ddconfig`."""
+
+    preset: str = ""  # name in VQGAN_PRESETS this config came from ("" for a custom one)
+    image_size: int = 64  # input side in pixels (taming's `resolution`)
+    ch: int = 64  # base channels; a multiple of 32 (taming's GroupNorm uses 32 groups)
+    ch_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2])  # one entry per level
+    num_res_blocks: int = 1  # ResnetBlocks per encoder level (the decoder has one more)
+    attn_resolutions: list[int] = field(default_factory=list)  # feature-map sides with attention
+    z_channels: int = 64  # encoder output channels before quant_conv
+    dropout: float = 0.0
+    n_codes: int = 512  # codebook size K (taming's `n_embed`)
+    embed_dim: int = 64  # code vector size (taming's `embed_dim`)
+    beta: float = 0.25  # commitment weight (but see `legacy`)
+    # QUIRK (taming): VectorQuantizer2 with legacy=True applies beta to the *codebook* term and
+    # weight 1 to the *commitment* term, the reverse of the VQ-VAE paper. Official checkpoints were
+    # trained that way, so it stays the default for them; our own training sets legacy=False.
+    legacy: bool = True
+    # l2-normalised codes (ViT-VQGAN / "Vector-quantized Image Modeling with Improved VQGAN",
+    # Yu et al. 2021): latents and code vectors live on the unit sphere, so nearest-neighbour
+    # search is cosine similarity and far fewer codes die. Off for taming checkpoints.
+    l2_codes: bool = False
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        side = self.image_size // 2 ** (len(self.ch_mult) - 1)
+        return (side, side)
+
+    def ddconfig(self) -> dict:
+        """The keyword arguments of taming's Encoder/Decoder."""
+        return dict(
+            double_z=False, z_channels=self.z_channels, resolution=self.image_size, in_channels=3,
+            out_ch=3, ch=self.ch, ch_mult=list(self.ch_mult), num_res_blocks=self.num_res_blocks,
+            attn_resolutions=list(self.attn_resolutions), dropout=self.dropout,
+        )
+
+    def validate(self, where: str = "VQGAN config") -> None:
+        """Raise UserError for a config taming's modules cannot build."""
+        channels = [self.ch * m for m in self.ch_mult] + [self.ch]
+        if any(c % 32 for c in channels):
+            raise UserError(f"{where}: ch * ch_mult must be multiples of 32 (GroupNorm(32)), got {channels}")
+        if self.image_size % 2 ** (len(self.ch_mult) - 1):
+            raise UserError(f"{where}: image_size {self.image_size} not divisible by 2^{len(self.ch_mult) - 1}")
+        if not 1 <= self.n_codes <= 65536:
+            raise UserError(f"{where}: n_codes must be in [1, 65536] (codes are stored as uint16)")
+
+
+VQGAN_PRESETS: dict[str, VQGANConfig] = {
+    # SynFace 64x64 -> 8x8 = 64 codes; sized to train in minutes on a laptop CPU (see the README).
+    "synface-64": VQGANConfig(
+        preset="synface-64", image_size=64, ch=32, ch_mult=[1, 2, 2, 4], num_res_blocks=1,
+        attn_resolutions=[], z_channels=64, n_codes=512, embed_dim=16, legacy=False, l2_codes=True,
+    ),
+    # taming's FFHQ / FacesHQ f16 config (configs/faceshq_vqgan.yaml): 256x256 -> 16x16, 1024
+    # codes. Talk2Face tokenised faces with this model; load its weights with VQGAN.from_taming.
+    "taming-f16-1024": VQGANConfig(
+        preset="taming-f16-1024", image_size=256, ch=128, ch_mult=[1, 1, 2, 2, 4], num_res_blocks=2,
+        attn_resolutions=[16], z_channels=256, n_codes=1024, embed_dim=256, legacy=True, l2_codes=False,
+    ),
+}
+
+
+class VQGAN(nn.Module):
+    """Encoder -> quant_conv -> VectorQuantizer2 -> post_quant_conv -> Decoder (taming modules).
+
+    Attributes:
+        config: the architecture.
+        n_codes: codebook size K.
+        grid_size: (h, w) of the code grid; a face is h*w codes.
+        image_size: side of the square input image in pixels.
+    """
+
+    def __init__(self, config: VQGANConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.n_codes = config.n_codes
+        self.grid_size = config.grid_size
+        self.image_size = config.image_size
+        dd = config.ddconfig()
+        with contextlib.redirect_stdout(io.StringIO()):  # taming's Decoder prints the z shape
+            self.encoder = Encoder(**dd)
+            self.decoder = Decoder(**dd)
+        self.quant_conv = nn.Conv2d(config.z_channels, config.embed_dim, 1)
+        self.quantize = VectorQuantizer2(config.n_codes, config.embed_dim, beta=config.beta, legacy=config.legacy)
+        self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
+        if config.l2_codes:
+            self.normalize_codebook()
+
+    # ---- building blocks, used by training too -------------------------------------------------
+    def latents(self, images: torch.Tensor) -> torch.Tensor:
+        """Continuous encoder output before quantisation.
+
+        Args:
+            images: (B, 3, H, W) in [-1, 1].
+        Returns:
+            (B, embed_dim, h, w); unit vectors along dim 1 when `config.l2_codes`.
+        """
+        z = self.quant_conv(self.encoder(images))  # (B, D, h, w)
+        return F.normalize(z, dim=1) if self.config.l2_codes else z
+
+    def quantize_latents(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Nearest code for every latent vector (taming's VectorQuantizer2).
+
+        Args:
+            z: (B, D, h, w) from `latents`.
+        Returns:
+            z_q: (B, D, h, w) code vectors with straight-through gradients to z;
+            loss: scalar codebook + commitment loss;
+            codes: (B, h*w) code indices.
+        """
+        z_q, loss, (_, _, idx) = self.quantize(z)  # idx: (B*h*w,)
+        return z_q, loss, idx.view(z.shape[0], -1)
+
+    def decode_latents(self, z_q: torch.Tensor) -> torch.Tensor:
+        """(B, D, h, w) code vectors -> (B, 3, H, W) images (unclamped)."""
+        return self.decoder(self.post_quant_conv(z_q))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass.
+
+        Args:
+            images: (B, 3, H, W) in [-1, 1].
+        Returns:
+            recon (B, 3, H, W), vq_loss (scalar), codes (B, h*w), latents z (B, D, h, w).
+        """
+        z = self.latents(images)  # (B, D, h, w)
+        z_q, vq_loss, codes = self.quantize_latents(z)
+        return self.decode_latents(z_q), vq_loss, codes, z
+
+    @torch.no_grad()
+    def normalize_codebook(self) -> None:
+        """Project the code vectors back onto the unit sphere (after each optimiser step)."""
+        w = self.quantize.embedding.weight  # (K, D)
+        w.copy_(F.normalize(w, dim=1))
+
+    # ---- public API ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images -> code indices.
+
+        Args:
+            images: (B, 3, image_size, image_size) float in [-1, 1] (see `load_images`).
+        Returns:
+            (B, h*w) int64 codes in [0, n_codes), row-major over the grid.
+        """
+        if images.ndim != 4 or images.shape[1:] != (3, self.image_size, self.image_size):
+            raise ValueError(
+                f"encode expects (B, 3, {self.image_size}, {self.image_size}) images, got "
+                f"{tuple(images.shape)}; use talk2face.data.images.load_images(paths, {self.image_size})"
+            )
+        z = self.latents(images.to(self.device, torch.float32))  # (B, D, h, w)
+        return self.quantize_latents(z)[2]
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Code indices -> images.
+
+        Args:
+            codes: (B, h*w) integer codes in [0, n_codes).
+        Returns:
+            (B, 3, image_size, image_size) float in [-1, 1].
+        """
+        h, w = self.grid_size
+        codes = torch.as_tensor(codes, device=self.device).long()
+        if codes.ndim != 2 or codes.shape[1] != h * w:
+            raise ValueError(f"decode expects (B, {h * w}) codes, got {tuple(codes.shape)}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.n_codes):
+            raise ValueError(f"codes must be in [0, {self.n_codes}), got [{int(codes.min())}, {int(codes.max())}]")
+        z_q = self.quantize.get_codebook_entry(codes.reshape(-1), (codes.shape[0], h, w, self.config.embed_dim))
+        return self.decode_latents(z_q).clamp(-1, 1)  # (B, 3, H, W)
+
+    @property
+    def device(self) -> torch.device:
+        return self.quantize.embedding.weight.device
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write `config.json` + `model.safetensors` into `directory` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"model_type": MODEL_TYPE, **to_dict(self.config)}
+        (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> VQGAN:
+        """Load a folder written by `save_pretrained`, in eval mode."""
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise UserError(f"not a VQGAN folder: {path} is missing")
+        try:
+            meta = json.loads(config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise UserError(f"{config_path}: not valid JSON: {err}") from None
+        if meta.pop("model_type", None) != MODEL_TYPE:
+            raise UserError(f"{config_path}: model_type is not {MODEL_TYPE!r}")
+        model = cls(from_dict(VQGANConfig, meta, str(config_path)))
+        load_checked(model, load_file(str(weights_path)), str(weights_path))
+        return model.to(device).eval()
+
+    @classmethod
+    def from_taming(cls, ckpt_path: str | Path, yaml_path: str | Path | None = None) -> VQGAN:
+        """Load an official taming-transformers checkpoint (VQGAN or Net2NetTransformer `.ckpt`).
+
+        Args:
+            ckpt_path: the `.ckpt` file.
+            yaml_path: its `configs/*-project.yaml`; without it the architecture is read off the
+                weights' shapes (image_size then 256, taming's face models).
+        Returns:
+            the model in eval mode, on the CPU.
+        """
+        from talk2face.vqgan.taming_checkpoint import load_taming
+
+        config, state = load_taming(ckpt_path, yaml_path)
+        model = cls(config)
+        load_checked(model, state, str(ckpt_path))
+        return model.eval()
+
+
+def load_checked(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """`load_state_dict` that raises UserError naming missing/unexpected keys and differing shapes."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+            if items:
+                more = f" ... (+{len(items) - 8} more)" if len(items) > 8 else ""
+                parts.append(f"{label} ({len(items)}): {', '.join(items[:8])}{more}")
+        raise UserError(f"{where}: weights do not match the VQGAN config; " + "; ".join(parts))
+    model.load_state_dict(state)
+
