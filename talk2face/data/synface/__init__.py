@@ -1,0 +1,1 @@
+"""SynFace: the embedded procedural face data set with exact ground truth (see DESIGN.md)."""
