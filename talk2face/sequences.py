@@ -1,0 +1,329 @@
+"""Records -> training sequences: the builder, batching (padding or packing), the task sampler and
+the map-style multi-task dataset.
+
+One sequence is
+
+    <bos> prompt <sep> target <eos>          labels: -100 on `<bos> prompt <sep>`, ids on `target <eos>`
+
+(labels are aligned with input_ids; the HF causal LM shifts them itself). A face anywhere is
+`<boi> <img_c1> ... <img_cN> <eoi>`; in a target all of it is supervised, so the model learns to
+close a face after exactly N codes.
+
+Padding vs packing. `collate` right-pads a batch to its longest sequence (with attention_mask);
+`pack` concatenates sequences into rows of a fixed length. A stock Llama attends across the
+concatenated examples unless it gets a 4D block-diagonal mask (`block_causal_mask`) or runs
+flash-attention-2 with restarting position_ids, and position ids must restart per example either
+way. On SynFace 64x64 the per-task lengths are close (see `python -m talk2face.seqlen`), so padding
+wastes little and keeps the stock model path simple: padding is the default, packing is offered
+with everything needed to use it correctly (position_ids, document ids, the 4D mask).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from talk2face.data.record import FaceRecord
+from talk2face.errors import UserError
+from talk2face.templates import Sample, Templates
+from talk2face.vocab import Vocab
+
+IGNORE = -100  # label of positions without loss (torch.nn.CrossEntropyLoss's ignore_index)
+log = logging.getLogger(__name__)
+
+
+class SequenceBuilder:
+    """Turns (task, record) into `input_ids` and `labels`, with condition dropout for CFG.
+
+    Args:
+        vocab: the unified vocabulary.
+        templates: the task templates.
+        max_length: the decoder's context; a longer sequence is an error naming the lengths.
+        cfg_dropout: probability that a task with an `unconditional` prompt (text_to_face, edit)
+            is rendered with that prompt instead (the condition is dropped; edit keeps the face).
+    """
+
+    def __init__(self, vocab: Vocab, templates: Templates, max_length: int, cfg_dropout: float = 0.1) -> None:
+        if not 0.0 <= cfg_dropout <= 1.0:
+            raise UserError(f"cfg_dropout must lie in [0, 1], got {cfg_dropout}")
+        self.vocab = vocab
+        self.templates = templates
+        self.max_length = max_length
+        self.cfg_dropout = cfg_dropout
+
+    def supports(self, task: str, record: FaceRecord) -> bool:
+        """Whether `record` has every label `task` needs."""
+        return self.templates.supports(task, record)
+
+    def render(self, task: str, record: FaceRecord, rng: np.random.Generator) -> Sample:
+        """The rendered Sample, with the condition dropped with probability `cfg_dropout`."""
+        # drawn for every task, so a task's random stream does not depend on cfg settings elsewhere
+        drop = rng.random() < self.cfg_dropout
+        uncond = drop and self.templates.get(task).unconditional is not None
+        return self.templates.render(task, record, rng, unconditional=uncond)
+
+    def build(self, task: str, record: FaceRecord, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """One training sequence.
+
+        Returns:
+            {"input_ids": (L,) int64, "labels": (L,) int64}, L <= max_length.
+        """
+        return self.encode(self.render(task, record, rng), name=f"record {record.id!r}")
+
+    def encode(self, sample: Sample, name: str = "sample") -> dict[str, np.ndarray]:
+        """A rendered Sample -> `input_ids`/`labels` (see the module docstring for the layout)."""
+        v = self.vocab
+        prompt = v.encode(sample.prompt, sample.prompt_faces)  # (P,)
+        target = v.encode(sample.target, sample.target_faces)  # (A,)
+        n = len(prompt) + len(target) + 3
+        if n > self.max_length:
+            raise UserError(
+                f"{sample.task} sequence of {name} has {n} tokens (prompt {len(prompt)}, answer {len(target)}, "
+                f"3 specials) but max_length is {self.max_length}: raise data.max_length or shorten the text"
+            )
+        input_ids = np.concatenate([[v.bos_id], prompt, [v.sep_id], target, [v.eos_id]]).astype(np.int64)  # (L,)
+        labels = input_ids.copy()
+        labels[: len(prompt) + 2] = IGNORE  # no loss on <bos> prompt <sep>
+        return {"input_ids": input_ids, "labels": labels}
+
+    def prompt_ids(self, sample: Sample, min_answer: int = 1) -> np.ndarray:
+        """`<bos> prompt <sep>` for inference, leaving room for at least `min_answer` tokens.
+
+        Returns:
+            (P+2,) int64 ids.
+        """
+        prompt = self.vocab.encode(sample.prompt, sample.prompt_faces)
+        if len(prompt) + 2 + min_answer > self.max_length:
+            raise UserError(
+                f"prompt has {len(prompt) + 2} tokens and the answer needs {min_answer}, "
+                f"but the model's context is {self.max_length}"
+            )
+        return np.concatenate([[self.vocab.bos_id], prompt, [self.vocab.sep_id]]).astype(np.int64)
+
+
+def collate(examples: Sequence[Mapping[str, np.ndarray]], pad_id: int, pad_to_multiple_of: int = 1) -> dict[str, torch.Tensor]:
+    """Right-pad a list of built sequences into a batch.
+
+    Args:
+        examples: dicts with "input_ids" and "labels", (L_i,) each.
+        pad_id: the vocabulary's <pad> id.
+        pad_to_multiple_of: round the batch length up (e.g. 8 for tensor cores).
+    Returns:
+        input_ids (B, T) int64 (pad_id after the end), labels (B, T) (-100 after the end),
+        attention_mask (B, T) int64 (1 on real tokens).
+    """
+    if not examples:
+        raise ValueError("collate needs at least one example")
+    lengths = np.array([len(e["input_ids"]) for e in examples])
+    T = int(-(-lengths.max() // pad_to_multiple_of) * pad_to_multiple_of)
+    input_ids = np.full((len(examples), T), pad_id, dtype=np.int64)  # (B, T)
+    labels = np.full((len(examples), T), IGNORE, dtype=np.int64)  # (B, T)
+    for row, e in enumerate(examples):
+        input_ids[row, : len(e["input_ids"])] = e["input_ids"]
+        labels[row, : len(e["labels"])] = e["labels"]
+    attention_mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
+    return {
+        "input_ids": torch.from_numpy(input_ids),
+        "labels": torch.from_numpy(labels),
+        "attention_mask": torch.from_numpy(attention_mask),
+    }
+
+
+def pack(examples: Sequence[Mapping[str, np.ndarray]], max_length: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Pack sequences into as few rows of `max_length` as first-fit-decreasing finds.
+
+    Every example keeps its own labels, so the loss never crosses a boundary: an example's first
+    label is its <bos>, which is -100, and so the last token of the previous example is never
+    trained to predict the next example's start.
+
+    Args:
+        examples: dicts with "input_ids" and "labels", each at most max_length long.
+        max_length: row length.
+        pad_id: the <pad> id for the unused tail of a row.
+    Returns:
+        input_ids, labels (-100 on padding), attention_mask (1 on real tokens), position_ids
+        (restarting at 0 for every example), document_ids (0, 1, ... per example in a row, -1 on
+        padding), each (R, max_length) int64. Use `block_causal_mask(document_ids)` for a 4D mask.
+    """
+    lengths = np.array([len(e["input_ids"]) for e in examples])
+    if lengths.max(initial=0) > max_length:
+        raise UserError(f"a sequence of {lengths.max()} tokens does not fit a packed row of {max_length}")
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in np.argsort(-lengths, kind="stable"):
+        fit = next((r for r, f in enumerate(free) if f >= lengths[i]), None)
+        if fit is None:
+            rows.append([])
+            free.append(max_length)
+            fit = len(rows) - 1
+        rows[fit].append(int(i))
+        free[fit] -= int(lengths[i])
+    shape = (len(rows), max_length)
+    out = {
+        "input_ids": np.full(shape, pad_id, dtype=np.int64),
+        "labels": np.full(shape, IGNORE, dtype=np.int64),
+        "position_ids": np.zeros(shape, dtype=np.int64),
+        "document_ids": np.full(shape, -1, dtype=np.int64),
+    }
+    for r, members in enumerate(rows):
+        ids = [examples[i]["input_ids"] for i in members]
+        n = int(sum(len(x) for x in ids))
+        out["input_ids"][r, :n] = np.concatenate(ids)
+        out["labels"][r, :n] = np.concatenate([examples[i]["labels"] for i in members])
+        out["position_ids"][r, :n] = np.concatenate([np.arange(len(x)) for x in ids])
+        out["document_ids"][r, :n] = np.repeat(np.arange(len(ids)), [len(x) for x in ids])
+    out["attention_mask"] = (out["document_ids"] >= 0).astype(np.int64)
+    return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
+def block_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
+    """Boolean 4D attention mask for packed rows: causal, and only within one example.
+
+    Args:
+        document_ids: (R, T) from `pack` (-1 on padding).
+    Returns:
+        (R, 1, T, T) bool, True where query t may attend key s.
+    """
+    T = document_ids.shape[1]
+    same = document_ids[:, :, None] == document_ids[:, None, :]  # (R, T, T)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()  # (T, T)
+    real = (document_ids >= 0)[:, :, None]  # (R, T, 1)
+    # a padding query attends to itself only, so no row of the softmax is empty
+    diag = torch.eye(T, dtype=torch.bool)[None]  # (1, T, T)
+    return ((same & causal & real) | diag)[:, None]  # (R, 1, T, T)
+
+
+class TaskSampler:
+    """Draws a task name with probability proportional to its weight.
+
+    Args:
+        weights: task -> weight >= 0; tasks with weight 0 are never drawn.
+    """
+
+    def __init__(self, weights: Mapping[str, float]) -> None:
+        bad = {t: w for t, w in weights.items() if not w >= 0}
+        if bad:
+            raise UserError(f"task weights must be >= 0, got {bad}")
+        self.tasks = [t for t, w in weights.items() if w > 0]
+        if not self.tasks:
+            raise UserError(f"every task weight is 0: {dict(weights)}")
+        w = np.array([weights[t] for t in self.tasks], dtype=np.float64)
+        self.probs = w / w.sum()
+
+    def sample(self, rng: np.random.Generator) -> str:
+        """One task name."""
+        return self.tasks[int(rng.choice(len(self.tasks), p=self.probs))]
+
+
+def to_record(row: Any) -> FaceRecord:
+    """A FaceRecord as is, or a pre-tokenized Arrow row converted by the pre-tokenizer's rule."""
+    if isinstance(row, FaceRecord):
+        return row
+    from talk2face.data.pretokenize import row_to_record  # imported late: Arrow data only
+
+    return row_to_record(row)
+
+
+def label_mask(table: Sequence[Any], label: str) -> np.ndarray:
+    """(N,) bool: which rows of `table` have `label` ("captions", "age", "attributes", "edit").
+
+    Reads an Arrow column directly when `table` is a `datasets.Dataset` with a column of that
+    name (no row is converted); otherwise converts each row.
+    """
+    column_names = getattr(table, "column_names", None)
+    if column_names is not None and label in column_names:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = table.with_format("arrow")[label]  # in the dataset's own row order
+        valid = pc.is_valid(col)
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            valid = pc.and_(valid, pc.greater(pc.fill_null(pc.list_value_length(col), 0), 0))
+        return np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)
+    return np.array([to_record(row).has(label) for row in table], dtype=bool)
+
+
+class MultiTaskDataset(Dataset):
+    """Map-style training set: item i is a pure function of (seed, i), so a resumed run continues
+    the exact same data order.
+
+    Item i: a task drawn by `task_weights`; a source drawn by its weight among the sources that
+    train that task and have records for it; a record drawn uniformly among that source's records
+    that have what the task requires; then paraphrase, caption and condition dropout drawn by the
+    builder. All draws come from one generator seeded with (seed, i).
+
+    Args:
+        tables: source name -> rows (FaceRecords or pre-tokenized Arrow rows), or -> (rows,
+            weight, tasks) to give the source a sampling weight and the tasks it may train.
+        task_weights: task -> weight. A weighted task no source can train is dropped with a
+            warning (e.g. edit on CelebA); none left is an error.
+        builder: the SequenceBuilder.
+        seed: the data seed.
+        length: the number of items (steps x batch size for one run).
+    """
+
+    def __init__(
+        self, tables: Mapping[str, Any], task_weights: Mapping[str, float], builder: SequenceBuilder,
+        seed: int, length: int,
+    ) -> None:
+        self.builder, self.seed, self.length = builder, int(seed), int(length)
+        templates = builder.templates
+        unknown = sorted(set(task_weights) - set(templates.tasks))
+        if unknown:
+            raise UserError(f"task_weights names unknown task(s) {unknown}; templates define {templates.tasks}")
+        self.tables: dict[str, Sequence[Any]] = {}
+        source_weight: dict[str, float] = {}
+        source_tasks: dict[str, list[str]] = {}
+        for name, spec in tables.items():
+            if isinstance(spec, tuple) and len(spec) == 3 and isinstance(spec[1], (int, float)):
+                rows, weight, tasks = spec
+            else:
+                rows, weight, tasks = spec, 1.0, list(task_weights)
+            self.tables[name], source_weight[name], source_tasks[name] = rows, float(weight), list(tasks)
+        # source -> task -> indices of the rows that can train it
+        masks: dict[str, dict[str, np.ndarray]] = {}
+        for name, rows in self.tables.items():
+            cache: dict[str, np.ndarray] = {}
+            masks[name] = {}
+            for task in task_weights:
+                if task not in source_tasks[name]:
+                    continue
+                ok = np.ones(len(rows), dtype=bool)
+                for label in templates.get(task).requires:
+                    if label not in cache:
+                        cache[label] = label_mask(rows, label)
+                    ok &= cache[label]
+                masks[name][task] = np.flatnonzero(ok)
+        self.eligible: dict[str, list[tuple[str, np.ndarray]]] = {}
+        self.source_probs: dict[str, np.ndarray] = {}
+        weights = {}
+        for task, w in task_weights.items():
+            found = [(s, per[task]) for s, per in masks.items() if len(per.get(task, ())) and source_weight[s] > 0]
+            if w > 0 and not found:
+                log.warning("task %r has weight %s but no source has records for it; it is dropped", task, w)
+                continue
+            weights[task] = w
+            if found:
+                self.eligible[task] = found
+                p = np.array([source_weight[s] for s, _ in found])
+                self.source_probs[task] = p / p.sum()
+        self.sampler = TaskSampler(weights)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        if not 0 <= i < self.length:
+            raise IndexError(f"item {i} out of range for a dataset of {self.length}")
+        rng = np.random.default_rng([self.seed, i])
+        task = self.sampler.sample(rng)
+        sources = self.eligible[task]
+        source, rows = sources[int(rng.choice(len(sources), p=self.source_probs[task]))]
+        row = int(rows[int(rng.integers(len(rows)))])
+        record = to_record(self.tables[source][row])
+        return self.builder.build(task, record, rng)

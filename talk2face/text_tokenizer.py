@@ -1,0 +1,174 @@
+"""Train the text part of the vocabulary: a small Unigram tokenizer for captions and templates.
+
+    python -m talk2face.text_tokenizer --data DIR [DIR ...] --out tokenizers/<name>/tokenizer.json
+
+The shipped SynFace tokenizer was made with exactly
+
+    talk2face synth --n 2000 --size 64 --out /tmp/synface-2000 --seed 0
+    python -m talk2face.text_tokenizer --data /tmp/synface-2000 --templates templates \
+        --vocab-size 1024 --out tokenizers/synface/tokenizer.json
+
+Corpus: every caption and edit instruction of the sources' train split, plus every fixed string of
+templates/ (prompts, targets, attribute words) counted TEMPLATE_REPEAT times: every training
+sequence holds one prompt, so template words are as frequent as the commonest caption words and
+should be whole tokens.
+
+The pipeline, and why:
+- normalizer: NFKC, lowercase, runs of whitespace -> one space, strip. Captions carry no case
+  information worth a bigger vocabulary (BERT-uncased did the same for Talk2Face). Strip matters:
+  each text span between special tokens is normalized on its own, so "person? <face> estimate"
+  tokenizes the same as "person?<face>estimate".
+- pre-tokenizer: Metaspace (a space becomes part of the next word, "▁word", SentencePiece-style,
+  so decoding restores spaces exactly), then digits: a whole number 0..120 is isolated as one
+  piece and any other run of digits is split into single digits (so "1995" never becomes an
+  age-like token), then punctuation isolated ("yes," is "▁yes" + ",", so an answer slot is the
+  same token wherever it stands).
+- model: Unigram (Kudo 2018), whose pieces carry log-probabilities: after training, the pieces
+  "▁0".."▁120", "0".."120" and the attribute answer words ("▁yes", "▁no") are added (or raised)
+  with the best score of any piece. Any split of such a word into two or more pieces then scores
+  lower (a sum of negative log-probabilities), so each one is guaranteed to be ONE token.
+  (With BPE the same guarantee needs hand-made merge chains.)
+- `<unk>` (id 0) for characters never seen; every ASCII letter, digit and punctuation sign is in
+  the initial alphabet, so English text never hits it.
+
+The saved file is a plain `tokenizer.json`: `transformers.PreTrainedTokenizerFast(tokenizer_file=...)`
+loads it without this project. `talk2face.vocab.Vocab` adds the specials and image tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import string
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tqdm.auto import tqdm
+
+from talk2face.errors import UserError
+
+UNK = "<unk>"
+SPACE = "▁"  # U+2581, Metaspace's marker for "a space stood here"
+MAX_NUMBER = 120
+TEMPLATE_REPEAT = 50  # weight of each template string in the corpus (see the module docstring)
+# a whole number 0..120 (optionally after the space marker) standing alone, else one digit
+NUMBER_PATTERN = rf"(?<![0-9]){SPACE}?(?:120|1[01][0-9]|[1-9]?[0-9])(?![0-9])|{SPACE}?[0-9]"
+
+
+def new_pipeline() -> Tokenizer:
+    """An untrained Unigram tokenizer with this project's normalizer, pre-tokenizer and decoder."""
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([
+        normalizers.NFKC(), normalizers.Lowercase(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(),
+    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="always", split=True),
+        pre_tokenizers.Split(Regex(NUMBER_PATTERN), behavior="isolated"),
+        pre_tokenizers.Punctuation(behavior="isolated"),
+    ])
+    tok.decoder = decoders.Metaspace(replacement=SPACE, prepend_scheme="always", split=True)
+    return tok
+
+
+def required_pieces(words: Sequence[str] = ()) -> list[str]:
+    """Pieces that must exist whole: numbers 0..120 (after a space, and bare) and `words` after a space."""
+    numbers = [str(n) for n in range(MAX_NUMBER + 1)]
+    return [SPACE + n for n in numbers] + numbers + [SPACE + w.lower() for w in words]
+
+
+def train_text_tokenizer(texts: Iterable[str], vocab_size: int = 1024, required_words: Sequence[str] = ()) -> Tokenizer:
+    """Train the Unigram text tokenizer.
+
+    Args:
+        texts: the corpus (captions, instructions, template strings).
+        vocab_size: target number of pieces (the trainer may stop below it on a small corpus).
+        required_words: words that must be single tokens after a space (attribute answers).
+    Returns:
+        the trained tokenizer; `<unk>` is id 0; numbers 0..120 and `required_words` are one token each.
+    """
+    tok = new_pipeline()
+    for w in required_words:
+        pieces = tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(w))
+        if len(pieces) != 1:
+            raise UserError(f"answer word {w!r} is several words or has punctuation; it cannot be one token")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=[UNK], unk_token=UNK, max_piece_length=16,
+        initial_alphabet=list(string.ascii_lowercase + string.digits + string.punctuation),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    spec = json.loads(tok.to_str())
+    vocab: list[list] = spec["model"]["vocab"]  # [[piece, log-prob], ...]; index = id
+    best = max(score for piece, score in vocab if piece != UNK)
+    index = {piece: i for i, (piece, _) in enumerate(vocab)}
+    for piece in required_pieces(required_words):
+        if piece in index:
+            vocab[index[piece]][1] = max(vocab[index[piece]][1], best)
+        else:  # appended: ids of trained pieces stay where they are
+            index[piece] = len(vocab)
+            vocab.append([piece, best])
+    tok = Tokenizer.from_str(json.dumps(spec))
+    for piece in required_pieces(required_words):
+        text = piece.replace(SPACE, " ")
+        if len(tok.encode(text).ids) != 1:
+            raise AssertionError(f"{text!r} is not one token after training")  # a bug here, not bad input
+    return tok
+
+
+def corpus_from_sources(dirs: Sequence[str | Path], split: str = "train") -> list[str]:
+    """Every caption and edit instruction of `split` in each source folder."""
+    from talk2face.data.sources import open_source
+
+    texts: list[str] = []
+    for d in dirs:
+        n = 0
+        for record in tqdm(open_source(d).records(split), desc=f"reading {d}", unit="rec"):
+            n += 1
+            texts += record.captions or []
+            if record.edit is not None:
+                texts += record.edit.instructions
+        if n == 0:
+            raise UserError(f"{d}: no records in split {split!r}")
+    return texts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, help="data source folders / YAML files")
+    parser.add_argument("--templates", default="templates", help="templates folder (its text is in the corpus)")
+    parser.add_argument("--vocab-size", type=int, default=1024, help="number of text pieces")
+    parser.add_argument("--split", default="train", help="split whose captions are read")
+    parser.add_argument("--out", required=True, help="output tokenizer.json path")
+
+
+def run(args: argparse.Namespace) -> int:
+    from talk2face.templates import Templates
+
+    if args.vocab_size < 300:
+        raise UserError(f"--vocab-size must be at least 300 (the 242 number pieces alone need room), got {args.vocab_size}")
+    templates = Templates.load(args.templates)
+    texts = corpus_from_sources(args.data, args.split) + templates.corpus() * TEMPLATE_REPEAT
+    tok = train_text_tokenizer(texts, args.vocab_size, templates.answer_words())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out))
+    lengths = [len(e.ids) for e in tok.encode_batch(texts)]
+    print(f"wrote {out}: {tok.get_vocab_size()} pieces from {len(texts)} texts; "
+          f"{sum(lengths) / len(lengths):.1f} tokens per text on average, longest {max(lengths)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m talk2face.text_tokenizer", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

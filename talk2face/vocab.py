@@ -1,0 +1,210 @@
+"""The unified vocabulary: text tokens, then special tokens, then one token per VQ code.
+
+    ids  0 .. T-1            the text tokenizer's own tokens (`<unk>` is 0), see text_tokenizer.py
+    ids  T .. T+S-1          specials: <pad> <bos> <eos> <sep> <boi> <eoi> <face>
+    ids  T+S .. T+S+K-1      <img_0> .. <img_{K-1}>, CONTIGUOUS and last
+
+so "this position must be an image code" is the id range `image_token_range`, and a code is its id
+minus `image_token_start`. `<sep>` marks the start of the answer; `<boi>`/`<eoi>` enclose a face;
+`<face>` only ever appears in rendered template text and is expanded by `encode` into
+`<boi> <img_c1> ... <img_cN> <eoi>` with the codes of the face it stands for.
+
+There are no task-marker tokens: the task is said by the prompt's words (a paraphrase from
+templates/), so that a user's own wording reaches the same task (AnyFace's "any wording works")
+instead of the model learning to key on a marker a free-style prompt would not contain.
+
+`save_pretrained(dir)` writes the HF files (tokenizer.json, tokenizer_config.json,
+special_tokens_map.json), so `transformers.AutoTokenizer.from_pretrained(dir)` loads the whole
+vocabulary, image tokens included, without this project's code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import AddedToken, Tokenizer
+
+from talk2face.errors import UserError
+
+PAD, BOS, EOS, SEP, BOI, EOI, FACE = "<pad>", "<bos>", "<eos>", "<sep>", "<boi>", "<eoi>", "<face>"
+SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, SEP, BOI, EOI, FACE)
+UNK = "<unk>"  # the text tokenizer's own unknown token (id 0), see text_tokenizer.py
+MAX_NUMBER = 120  # whole numbers 0..MAX_NUMBER are single tokens (ages; see text_tokenizer.py)
+VOCAB_META_KEY = "talk2face_n_codes"  # extra key in tokenizer_config.json
+
+
+def image_token(code: int) -> str:
+    """The token string of VQ code `code`."""
+    return f"<img_{code}>"
+
+
+class Vocab:
+    """Text tokens + specials + image-code tokens, as one `tokenizers.Tokenizer`.
+
+    Args:
+        text_tokenizer: the trained text tokenizer (text_tokenizer.py); it is copied, not changed.
+        n_codes: codebook size K of the image tokenizer.
+    """
+
+    def __init__(self, text_tokenizer: Tokenizer, n_codes: int) -> None:
+        if n_codes < 1:
+            raise ValueError(f"n_codes must be >= 1, got {n_codes}")
+        # copy: adding tokens below must not change the caller's tokenizer
+        tok = Tokenizer.from_str(text_tokenizer.to_str())
+        clash = [t for t in SPECIALS if tok.token_to_id(t) is not None]
+        if clash:
+            raise UserError(f"the text tokenizer already contains {clash}: pass the text tokenizer, not a saved Vocab")
+        self.n_text = tok.get_vocab_size(with_added_tokens=True)
+        # normalized=False: specials are matched in the raw text, before lowercasing, and each
+        # text span between them is normalized on its own (so spaces next to <face> are stripped).
+        added = tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS])
+        added += tok.add_special_tokens(
+            [AddedToken(image_token(k), special=True, normalized=False) for k in range(n_codes)]
+        )
+        if added != len(SPECIALS) + n_codes or tok.get_vocab_size(with_added_tokens=True) != self.n_text + added:
+            raise UserError("the text tokenizer already contains some <img_k> tokens: pass the text tokenizer only")
+        self.tokenizer = tok
+        self.n_codes = n_codes
+        ids = {t: self.n_text + i for i, t in enumerate(SPECIALS)}
+        self.pad_id, self.bos_id, self.eos_id = ids[PAD], ids[BOS], ids[EOS]
+        self.sep_id, self.boi_id, self.eoi_id, self.face_id = ids[SEP], ids[BOI], ids[EOI], ids[FACE]
+        self.image_token_start = self.n_text + len(SPECIALS)
+        self.image_token_range = range(self.image_token_start, self.image_token_start + n_codes)
+        self.special_ids = frozenset(ids.values())
+        self.unk_id = tok.token_to_id(UNK)
+        # An age answer is exactly one of these (the form after a space, which is how an answer
+        # that follows <sep> is tokenized): estimate_age reads P(age) from one softmax over them.
+        self.number_token_ids = np.array([self._single_id(str(n)) for n in range(MAX_NUMBER + 1)], dtype=np.int64)
+
+    def _single_id(self, text: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        if len(ids) != 1:
+            raise UserError(
+                f"the text tokenizer splits {text!r} into {len(ids)} tokens; train it with "
+                "talk2face.text_tokenizer so that numbers 0..120 and answer words are single tokens"
+            )
+        return ids[0]
+
+    def token_id(self, word: str) -> int:
+        """The id of `word` encoded on its own, which must be exactly one token (e.g. "yes")."""
+        return self._single_id(word)
+
+    def __len__(self) -> int:
+        return self.image_token_start + self.n_codes
+
+    # ---- image codes <-> ids -------------------------------------------------------------------
+
+    def codes_to_ids(self, codes: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """VQ codes -> token ids (same type and shape; int64).
+
+        Raises:
+            ValueError: a code outside 0..n_codes-1.
+        """
+        if len(codes) and (codes.min() < 0 or codes.max() >= self.n_codes):
+            raise ValueError(f"codes must lie in 0..{self.n_codes - 1}, got {int(codes.min())}..{int(codes.max())}")
+        if isinstance(codes, torch.Tensor):
+            return codes.long() + self.image_token_start
+        return np.asarray(codes, dtype=np.int64) + self.image_token_start
+
+    def ids_to_codes(self, ids: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Token ids -> VQ codes (same type and shape; int64). Exact inverse of `codes_to_ids`.
+
+        Raises:
+            ValueError: an id that is not an image token.
+        """
+        if len(ids) and (ids.min() < self.image_token_range.start or ids.max() >= self.image_token_range.stop):
+            raise ValueError(
+                f"not image tokens: ids must lie in {self.image_token_range.start}..{self.image_token_range.stop - 1}"
+            )
+        if isinstance(ids, torch.Tensor):
+            return ids.long() - self.image_token_start
+        return np.asarray(ids, dtype=np.int64) - self.image_token_start
+
+    def is_image(self, ids: np.ndarray) -> np.ndarray:
+        """Boolean mask of the image-code tokens in `ids`."""
+        return (ids >= self.image_token_start) & (ids < self.image_token_range.stop)
+
+    # ---- text -----------------------------------------------------------------------------------
+
+    def encode(self, text: str, faces: list[np.ndarray] | tuple[np.ndarray, ...] = ()) -> np.ndarray:
+        """Text with `<face>` placeholders -> ids, each `<face>` expanded with the next face's codes.
+
+        The text part gives the same ids as `PreTrainedTokenizerFast(tokenizer_file=...)` on the
+        same string with each `<face>` written out as `<boi><img_c1>...<img_cN><eoi>`.
+
+        Args:
+            text: rendered template text; `<face>` marks where a face goes.
+            faces: one code array (h*w,) per `<face>`, in order.
+        Returns:
+            (L,) int64 ids.
+        """
+        ids = np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int64)
+        slots = np.flatnonzero(ids == self.face_id)
+        if len(slots) != len(faces):
+            raise UserError(f"text has {len(slots)} <face> placeholder(s) but {len(faces)} face(s) were given: {text!r}")
+        if not len(slots):
+            return ids
+        parts, start = [], 0
+        for slot, codes in zip(slots, faces):
+            face_ids = self.codes_to_ids(np.asarray(codes).reshape(-1))
+            parts += [ids[start:slot], [self.boi_id], face_ids, [self.eoi_id]]
+            start = slot + 1
+        parts.append(ids[start:])
+        return np.concatenate(parts).astype(np.int64)
+
+    def decode_text(self, ids: np.ndarray | torch.Tensor | list[int]) -> str:
+        """Ids -> text, dropping specials and image tokens (the text of an answer or a prompt)."""
+        ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ---- files ----------------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json to `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(directory / "tokenizer.json"))
+        specials = {
+            "pad_token": PAD, "bos_token": BOS, "eos_token": EOS, "sep_token": SEP, "unk_token": UNK,
+            "additional_special_tokens": [BOI, EOI, FACE],
+        }
+        config = {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "model_max_length": 1_000_000,  # the decoder's context is the model's, not the tokenizer's
+            "clean_up_tokenization_spaces": False,
+            VOCAB_META_KEY: self.n_codes,
+            **specials,
+        }
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (directory / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> Vocab:
+        """Load a folder written by `save_pretrained` (and check its layout is this module's)."""
+        directory = Path(directory)
+        tok_file, cfg_file = directory / "tokenizer.json", directory / "tokenizer_config.json"
+        for f in (tok_file, cfg_file):
+            if not f.exists():
+                raise UserError(f"not a vocabulary folder: {f} is missing")
+        config = json.loads(cfg_file.read_text())
+        if VOCAB_META_KEY not in config:
+            raise UserError(f"{cfg_file}: missing key {VOCAB_META_KEY!r} (not written by talk2face.vocab)")
+        unified = json.loads(tok_file.read_text())
+        pad = next((t["id"] for t in unified.get("added_tokens", []) if t["content"] == PAD), None)
+        if pad is None:
+            raise UserError(f"{tok_file}: has no {PAD} token")
+        # the text tokenizer is the unified one minus everything from <pad> on
+        unified["added_tokens"] = [t for t in unified["added_tokens"] if t["id"] < pad]
+        vocab = cls(Tokenizer.from_str(json.dumps(unified)), int(config[VOCAB_META_KEY]))
+        saved = Tokenizer.from_file(str(tok_file)).get_vocab(with_added_tokens=True)
+        if saved != vocab.tokenizer.get_vocab(with_added_tokens=True):
+            raise UserError(f"{tok_file}: token ids do not follow the talk2face layout")
+        return vocab
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes of each block of the vocabulary (for logs and model cards)."""
+        return {"text": self.n_text, "specials": len(SPECIALS), "image_codes": self.n_codes, "total": len(self)}
