@@ -232,19 +232,27 @@ def to_record(row: Any) -> FaceRecord:
 def label_mask(table: Sequence[Any], label: str) -> np.ndarray:
     """(N,) bool: which rows of `table` have `label` ("captions", "age", "attributes", "edit").
 
-    Reads an Arrow column directly when `table` is a `datasets.Dataset` with a column of that
-    name (no row is converted); otherwise converts each row.
+    A pre-tokenized split (`datasets.Dataset` with the columns of talk2face.data.pretokenize,
+    which marks a missing label with a sentinel: age -1, attribute -1, no captions, edit_attribute
+    "") is read column-wise in Arrow, without converting a row; anything else row by row.
     """
-    column_names = getattr(table, "column_names", None)
-    if column_names is not None and label in column_names:
-        import pyarrow as pa
+    column = {"age": "age", "attributes": "attributes", "captions": "captions", "edit": "edit_attribute"}[label]
+    if column in (getattr(table, "column_names", None) or ()):
         import pyarrow.compute as pc
 
-        col = table.with_format("arrow")[label]  # in the dataset's own row order
-        valid = pc.is_valid(col)
-        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-            valid = pc.and_(valid, pc.greater(pc.fill_null(pc.list_value_length(col), 0), 0))
-        return np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)
+        col = table.with_format("arrow")[column].combine_chunks()  # in the dataset's own row order
+        if label == "age":
+            has = pc.not_equal(col, -1)
+        elif label == "edit":
+            has = pc.not_equal(col, "")
+        elif label == "captions":
+            has = pc.greater(pc.list_value_length(col), 0)
+        else:  # one int8 per ATTRIBUTES entry, -1 = not labelled
+            known = pc.not_equal(pc.list_flatten(col), -1).to_numpy(zero_copy_only=False)
+            lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+            owner = np.repeat(np.arange(len(col)), lengths)  # row of each flattened value
+            return np.bincount(owner, weights=known, minlength=len(col)) > 0
+        return np.asarray(pc.fill_null(has, False).to_numpy(zero_copy_only=False), dtype=bool)
     return np.array([to_record(row).has(label) for row in table], dtype=bool)
 
 

@@ -1,4 +1,4 @@
-"""Train the text part of the vocabulary: a small Unigram tokenizer for captions and templates.
+"""Train the text part of the vocabulary: a small BPE tokenizer for captions and templates.
 
     python -m talk2face.text_tokenizer --data DIR [DIR ...] --out tokenizers/<name>/tokenizer.json
 
@@ -23,11 +23,12 @@ The pipeline, and why:
   piece and any other run of digits is split into single digits (so "1995" never becomes an
   age-like token), then punctuation isolated ("yes," is "▁yes" + ",", so an answer slot is the
   same token wherever it stands).
-- model: Unigram (Kudo 2018), whose pieces carry log-probabilities: after training, the pieces
-  "▁0".."▁120", "0".."120" and the attribute answer words ("▁yes", "▁no") are added (or raised)
-  with the best score of any piece. Any split of such a word into two or more pieces then scores
-  lower (a sum of negative log-probabilities), so each one is guaranteed to be ONE token.
-  (With BPE the same guarantee needs hand-made merge chains.)
+- model: byte-pair encoding (Sennrich et al. 2016) with `ignore_merges` (as in Llama 3): a
+  pre-token that is itself in the vocabulary is one token, whatever the merges say. After
+  training, the pieces "▁0".."▁120", "0".."120" and the attribute answer words ("▁yes", "▁no")
+  are added to the vocabulary, which guarantees each is ONE token. (Unigram was tried first: the
+  `tokenizers` Unigram trainer stopped at ~220 mostly single-letter pieces on the SynFace corpus,
+  which has only ~230 distinct words, while BPE learns every word whole.)
 - `<unk>` (id 0) for characters never seen; every ASCII letter, digit and punctuation sign is in
   the initial alphabet, so English text never hits it.
 
@@ -58,8 +59,8 @@ NUMBER_PATTERN = rf"(?<![0-9]){SPACE}?(?:120|1[01][0-9]|[1-9]?[0-9])(?![0-9])|{S
 
 
 def new_pipeline() -> Tokenizer:
-    """An untrained Unigram tokenizer with this project's normalizer, pre-tokenizer and decoder."""
-    tok = Tokenizer(models.Unigram())
+    """An untrained BPE tokenizer with this project's normalizer, pre-tokenizer and decoder."""
+    tok = Tokenizer(models.BPE(unk_token=UNK, ignore_merges=True))
     tok.normalizer = normalizers.Sequence([
         normalizers.NFKC(), normalizers.Lowercase(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(),
     ])
@@ -79,7 +80,7 @@ def required_pieces(words: Sequence[str] = ()) -> list[str]:
 
 
 def train_text_tokenizer(texts: Iterable[str], vocab_size: int = 1024, required_words: Sequence[str] = ()) -> Tokenizer:
-    """Train the Unigram text tokenizer.
+    """Train the BPE text tokenizer.
 
     Args:
         texts: the corpus (captions, instructions, template strings).
@@ -93,22 +94,16 @@ def train_text_tokenizer(texts: Iterable[str], vocab_size: int = 1024, required_
         pieces = tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(w))
         if len(pieces) != 1:
             raise UserError(f"answer word {w!r} is several words or has punctuation; it cannot be one token")
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=[UNK], unk_token=UNK, max_piece_length=16,
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[UNK], show_progress=False,
         initial_alphabet=list(string.ascii_lowercase + string.digits + string.punctuation),
-        show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
     spec = json.loads(tok.to_str())
-    vocab: list[list] = spec["model"]["vocab"]  # [[piece, log-prob], ...]; index = id
-    best = max(score for piece, score in vocab if piece != UNK)
-    index = {piece: i for i, (piece, _) in enumerate(vocab)}
+    spec["model"]["ignore_merges"] = True  # a whole pre-token found in the vocab is one token
+    vocab: dict[str, int] = spec["model"]["vocab"]
     for piece in required_pieces(required_words):
-        if piece in index:
-            vocab[index[piece]][1] = max(vocab[index[piece]][1], best)
-        else:  # appended: ids of trained pieces stay where they are
-            index[piece] = len(vocab)
-            vocab.append([piece, best])
+        vocab.setdefault(piece, len(vocab))  # appended: ids of trained pieces stay where they are
     tok = Tokenizer.from_str(json.dumps(spec))
     for piece in required_pieces(required_words):
         text = piece.replace(SPACE, " ")
