@@ -397,6 +397,18 @@ def test_imagefolder_bad_lines_name_file_and_line(tmp_path: Path, row, message: 
         list(open_source(root).records("train"))
 
 
+def test_imagefolder_from_yaml_with_options(tmp_path: Path) -> None:
+    root = tmp_path / "f"
+    write_metadata(root / "test" / "metadata.jsonl", [{"file_name": "gone.png"}])
+    spec = write_yaml(tmp_path / "f.yaml", "type: imagefolder\nroot: f\nname: mine\non_missing: raise\n")
+    source = open_source(spec)
+    assert source.name == "mine" and list(source.records("train")) == []
+    with pytest.raises(UserError, match=r"test/metadata.jsonl:1: missing image: .*gone.png"):
+        list(source.records("test"))
+    with pytest.raises(UserError, match=r"f.yaml: root is not a folder"):
+        open_source(write_yaml(tmp_path / "f.yaml", "type: imagefolder\nroot: nope\n"))
+
+
 def test_safe_relpath_normalises() -> None:
     assert safe_relpath("./a//b.png", "x") == "a/b.png"
     assert safe_relpath("a\\b.png", "x") == "a/b.png"

@@ -33,7 +33,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from talk2face.config import ConfigError, from_dict
-from talk2face.data.record import SPLITS, EditInfo, FaceRecord
+from talk2face.data.record import SPLITS, FaceRecord
 from talk2face.errors import UserError
 
 
