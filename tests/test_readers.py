@@ -190,7 +190,7 @@ def test_celebahq_hash_split_is_deterministic_and_complete(celebahq: Path) -> No
     assert {s: [r.id for r in rs] for s, rs in first.items()} == {s: [r.id for r in rs] for s, rs in second.items()}
     assert sorted(r.id for rs in first.values() for r in rs) == ["0", "1", "2", "3"]
     for split, rs in first.items():
-        assert all(hash_split(r.image, [0.5, 0.25, 0.25]) == split for r in rs)
+        assert all(hash_split(f"celebahq/{r.id}", [0.5, 0.25, 0.25]) == split for r in rs)
 
 
 def test_celebahq_bad_mapping_and_options(celebahq: Path) -> None:

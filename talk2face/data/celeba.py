@@ -23,7 +23,8 @@ Split rule for CelebA-HQ and the caption sets built on it (first that applies):
      skipped and counted.
   2. `celeba_partition` + mapping: the image's CelebA original keeps its official split (the
      split everyone reports on; no CelebA identity crosses it).
-  3. otherwise a SHA-1 hash of the HQ file name with `split_ratios` (default 0.9/0.05/0.05).
+  3. otherwise a SHA-1 hash of the HQ index with `split_ratios` (default 0.9/0.05/0.05), the
+     same for every HQ-based source, so mixing them never puts one image in two splits.
 """
 
 from __future__ import annotations
@@ -216,7 +217,9 @@ class CelebAHQLabels:
             return self.split_lists.get(idx)
         if self.partition:
             return self.partition.get(self.mapping.get(idx, ""))
-        return hash_split(self.image(idx), self.options.split_ratios)
+        # Hash the HQ index, not the path: every HQ-based source (celebahq, mmcelebahq,
+        # celebatext) then puts one image in the same split, so a mixture of them cannot leak.
+        return hash_split(f"celebahq/{idx}", self.options.split_ratios)
 
     def image(self, idx: int) -> str:
         return f"{self.options.images}/{self.options.image_name.format(idx=idx)}"
