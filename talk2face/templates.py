@@ -109,7 +109,7 @@ def _names(pieces: list[tuple[str, str | None]]) -> list[str]:
 
 @dataclass
 class AttributeVerbalizer:
-    """Attributes <-> "smiling: yes, eyeglasses: no, ..." in the fixed order of ATTRIBUTES.
+    """Attributes <-> "smiling yes, eyeglasses no, ..." in the fixed order of ATTRIBUTES.
 
     A fixed-order list rather than one question per attribute: one teacher-forced pass reads every
     attribute (P(yes) vs P(no) at each answer slot, each slot a single token), the sequence is
@@ -118,7 +118,7 @@ class AttributeVerbalizer:
     listed, so a source that labels only Male (UTKFace) trains a one-item answer.
     """
 
-    item: str = "{name}: {value}"
+    item: str = "{name} {value}"
     separator: str = ", "
     yes: str = "yes"
     no: str = "no"
