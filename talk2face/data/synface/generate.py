@@ -119,22 +119,26 @@ class _Job:
     out_dir: str
 
 
-def _render_identity(job: _Job, index: int, with_edit: bool) -> list[FaceRecord]:
-    records = []
+def _render_identity(job: _Job, index: int, with_edit: bool) -> list[tuple[str, str]]:
+    """Render and save the face(s) of one identity; returns (split, metadata line) per image."""
+    lines = []
     for params, record in make_records(job.seed, index, with_edit):
         image = render_face(params, job.size)
         buf = io.BytesIO()
-        image.save(buf, format="PNG", optimize=False, compress_level=6)
+        # level 3: as small as level 6 on these flat-colour images, and ~1.5x faster
+        image.save(buf, format="PNG", compress_level=3)
         (Path(job.out_dir) / record.split / record.image).write_bytes(buf.getvalue())
-        records.append(record)
-    return records
+        lines.append((record.split, json.dumps(record.to_json(), ensure_ascii=False) + "\n"))
+    return lines
 
 
-def _worker(args: tuple[_Job, int, bool]) -> list[FaceRecord]:
+def _worker(args: tuple[_Job, int, bool]) -> list[tuple[str, str]]:
     return _render_identity(*args)
 
 
-def _check_args(n: int, size: int, out_dir: Path, overwrite: bool) -> None:
+def _check_args(n: int, size: int, out_dir: Path, overwrite: bool, edit_fraction: float) -> None:
+    if not 0.0 <= edit_fraction <= 1.0:
+        raise UserError(f"--edit-fraction must be between 0 and 1, got {edit_fraction!r}")
     if not isinstance(n, int) or n < 1:
         raise UserError(f"--n must be a positive number of images, got {n!r}")
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
@@ -163,7 +167,7 @@ def generate(n: int, size: int = 64, seed: int = 0, out_dir: str | Path = "data/
         number of images per split, e.g. {"train": 180, "validation": 10, "test": 10}.
     """
     out = Path(out_dir)
-    _check_args(n, size, out, overwrite)
+    _check_args(n, size, out, overwrite, edit_fraction)
     for split in SPLITS:
         shutil.rmtree(out / split, ignore_errors=True)
         (out / split).mkdir(parents=True)
@@ -174,11 +178,11 @@ def generate(n: int, size: int = 64, seed: int = 0, out_dir: str | Path = "data/
     files = {s: (out / s / PARTIAL).open("w") for s in SPLITS}
     try:
         with tqdm(total=n, desc="synface", unit="face", disable=not progress) as bar:
-            for records in _results(tasks, workers):
-                for record in records:
-                    files[record.split].write(_json_line(record))
-                    counts[record.split] += 1
-                bar.update(len(records))
+            for lines in _results(tasks, workers):
+                for split, line in lines:
+                    files[split].write(line)
+                    counts[split] += 1
+                bar.update(len(lines))
     finally:
         for f in files.values():
             f.close()
@@ -187,14 +191,10 @@ def generate(n: int, size: int = 64, seed: int = 0, out_dir: str | Path = "data/
     return counts
 
 
-def _results(tasks: list[tuple[_Job, int, bool]], workers: int) -> Iterator[list[FaceRecord]]:
+def _results(tasks: list[tuple[_Job, int, bool]], workers: int) -> Iterator[list[tuple[str, str]]]:
     """Results in task order (so the metadata order is the same for any worker count)."""
     if workers <= 1:
         yield from map(_worker, tasks)
         return
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         yield from pool.imap(_worker, tasks, chunksize=32)
-
-
-def _json_line(record: FaceRecord) -> str:
-    return json.dumps(record.to_json(), ensure_ascii=False) + "\n"

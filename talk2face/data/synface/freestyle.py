@@ -1,0 +1,100 @@
+"""The held-out prompt grammar: free-style descriptions worded unlike any training caption.
+
+Used to test free-style robustness (does the model follow wording it never saw?). Its nouns,
+synonyms, age expressions and sentence frames are disjoint from `captions.py`: "lady" and
+"gentleman" instead of "woman"/"man", "specs" for glasses, "fair hair" for blond, "aged 34" for
+"34 years old", frames like "Picture of ..." or "I'd like to see ...". Every prompt is true of the
+face. Keep the two vocabularies disjoint (tests/test_synface.py checks sentences never coincide).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talk2face.data.record import FaceRecord
+
+# attribute -> held-out phrasings of its presence (noun phrases that follow "with")
+HELDOUT_PHRASES: dict[str, tuple[str, ...]] = {
+    "Smiling": ("a grin", "a cheerful grin", "a beaming expression"),
+    "Mouth_Slightly_Open": ("lips parted", "a gap between the lips"),
+    "Eyeglasses": ("specs", "a pair of frames over the eyes"),
+    "Wearing_Hat": ("headwear", "something covering the top of the head"),
+    "Bald": ("a shaved-looking scalp", "not a single hair on top"),
+    "Bangs": ("a fringe", "a fringe across the forehead"),
+    "Black_Hair": ("jet-black locks", "raven locks"),
+    "Blond_Hair": ("fair locks", "golden locks", "flaxen locks"),
+    "Brown_Hair": ("chestnut locks", "brunette locks"),
+    "Gray_Hair": ("silver locks", "silvery locks"),
+    "Wavy_Hair": ("curly locks", "locks full of curls"),
+    "Mustache": ("a 'stache", "whiskers above the lip"),
+    "Goatee": ("a chin tuft", "a tuft of hair on the chin"),
+    "Wearing_Lipstick": ("painted lips", "coloured lips"),
+    "Pale_Skin": ("a fair complexion", "a very light complexion"),
+    "Rosy_Cheeks": ("flushed cheeks", "blushing cheeks"),
+    "Bushy_Eyebrows": ("heavy brows", "thick, heavy brows"),
+    "Arched_Eyebrows": ("curved brows", "high curved brows"),
+    "Big_Nose": ("a prominent nose", "a sizeable nose"),
+    "Chubby": ("round, plump features", "plump features"),
+    "Wearing_Earrings": ("ear jewellery", "hoops in the ears"),
+    "Wearing_Necklace": ("a chain around the neck", "a golden chain at the throat"),
+    "Wearing_Necktie": ("a cravat", "a knotted neckpiece"),
+    "Narrow_Eyes": ("slit-like eyes", "slender eyes"),
+    "Big_Lips": ("pouty lips", "a pouty mouth"),
+}
+FRAMES: tuple[str, ...] = (
+    "Picture of {who}, {feat}.",
+    "I'd like to see {who} showing {feat}.",
+    "Can you draw {who}? Give them {feat}.",
+    "Show me {who} featuring {feat}",
+    "Render {who}; notable: {feat}",
+    "Portrait: {who}. Key features are {feat}.",
+    "{who_cap} — {feat}.",
+)
+
+
+def _who(record: FaceRecord, rng: np.random.Generator) -> str:
+    """A held-out noun phrase for the person, with an age expression the training grammar lacks."""
+    a, age = record.attributes or {}, record.age or 30
+    male = a.get("Male", False)
+    if age < 13:
+        noun = "youngster" if rng.random() < 0.5 else ("lad" if male else "lass")
+    elif age < 20:
+        noun = "adolescent" if rng.random() < 0.5 else ("lad" if male else "lass")
+    elif age >= 65:
+        noun = "grandpa" if male else "grandma"
+    else:
+        noun = ("gentleman" if male else "lady") if rng.random() < 0.5 else ("guy" if male else "gal")
+    form = int(rng.integers(3))
+    if form == 0:
+        return f"a {noun} aged {age}"
+    if form == 1:
+        return f"a {noun} of roughly {5 * round(age / 5)}" if age >= 20 else f"a {noun} of {age}"
+    return f"a {noun} around age {age}"
+
+
+def heldout_prompts(record: FaceRecord, rng: np.random.Generator, n: int = 5) -> list[str]:
+    """`n` held-out free-style descriptions of the face in `record`.
+
+    Args:
+        record: a SynFace record (uses its age and attributes).
+        rng: randomness for word choice.
+        n: how many prompts.
+    Returns:
+        prompts, each true of the face, none sharing wording with the training captions.
+    """
+    present = [k for k, v in (record.attributes or {}).items() if v and k in HELDOUT_PHRASES]
+    out: list[str] = []
+    for _ in range(n * 6):
+        k = min(len(present), int(rng.integers(1, 4)))
+        chosen = [present[i] for i in sorted(rng.choice(len(present), size=k, replace=False))] if k else []
+        feats = [HELDOUT_PHRASES[c][int(rng.integers(len(HELDOUT_PHRASES[c])))] for c in chosen]
+        feat = ", ".join(feats[:-1]) + " plus " + feats[-1] if len(feats) > 1 else \
+            (feats[0] if feats else "an ordinary look")
+        who = _who(record, rng)
+        frame = FRAMES[int(rng.integers(len(FRAMES)))]
+        text = frame.format(who=who, who_cap=who[0].upper() + who[1:], feat=feat)
+        if text not in out:
+            out.append(text)
+        if len(out) == n:
+            break
+    return out
