@@ -1,0 +1,299 @@
+"""Train the decoder on every task at once.
+
+    accelerate launch -m talk2face.train experiments/synface-small.yaml [--optim.lr=3e-4 ...]
+    python -m talk2face.train experiments/synface-tiny.yaml --resume=latest
+
+One flat loop for CPU, one GPU, many GPUs and nodes (the accelerate config decides). The training
+data is a map-style dataset whose item i is a pure function of (seed, i), so resuming from a
+checkpoint skips the batches already seen and continues the exact data order and LR schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tokenizers import Tokenizer
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from talk2face.checkpoint import save_checkpoint_folder
+from talk2face.config import load_config, to_dict
+from talk2face.data.mixture import TASKS
+from talk2face.data.pretokenize import load_tokenized, row_to_record
+from talk2face.errors import UserError
+from talk2face.modeling import build_model
+from talk2face.sequences import MultiTaskDataset, SequenceBuilder, collate
+from talk2face.templates import Templates
+from talk2face.vocab import Vocab
+
+
+
+
+@dataclass
+class SourceConfig:
+    tokenized: str  # a pre-tokenized Arrow folder written by `talk2face tokenize`
+    weight: float = 1.0  # relative share of training examples drawn from this source
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))  # tasks this source can train
+
+
+@dataclass
+class DataConfig:
+    sources: list[SourceConfig] = field(default_factory=list)
+    vqgan: str = ""  # the VQGAN folder the codes were made with; copied into the checkpoint
+    text_tokenizer: str = "tokenizers/synface/tokenizer.json"  # trained by talk2face.text_tokenizer
+    templates: str = "templates"  # one YAML file per task
+    task_weights: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in TASKS})
+    max_length: int = 256  # context of the decoder: the longest prompt + answer
+    cfg_dropout: float = 0.1  # share of text_to_face/edit examples whose condition is dropped (for CFG)
+    val_per_task: int = 64  # validation examples per task for the periodic validation loss
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.0  # cosine decays to lr * this (0 = transformers' default schedule)
+    weight_decay: float = 0.1  # on matrices only; norms and biases are not decayed
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    warmup_steps: int = 100  # linear warm-up
+    max_steps: int = 1000  # optimizer steps
+    grad_accum: int = 1  # micro-batches per optimizer step
+    clip: float = 1.0  # gradient-norm clipping
+
+
+@dataclass
+class TrainConfig:
+    model: str = "small"  # a key of talk2face.modeling.MODEL_PRESETS
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    batch_size: int = 32  # sequences per micro-batch per process
+    seed: int = 0
+    output_dir: str = "runs/synface-small"
+    mixed_precision: str = "bf16"  # "bf16" (autocast; fast on AVX512-BF16 CPUs and GPUs) or "no"
+    save_every: int = 500  # steps between resumable checkpoints (accelerate save_state)
+    keep_checkpoints: int = 2  # older resumable checkpoints are deleted
+    eval_every: int = 250  # steps between validation-loss passes
+    log_every: int = 10
+    log_with: str = "tensorboard"  # an accelerate tracker name, or "none"
+    resume: str | None = None  # "latest", or a checkpoint folder to continue from
+    num_workers: int = 0  # DataLoader workers; batches are cheap numpy concatenations
+
+
+def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str, cfg_dropout: float):
+    """The tables of records per source and the builder that turns them into sequences."""
+    builder = SequenceBuilder(vocab, templates, max_length=cfg.data.max_length, cfg_dropout=cfg_dropout)
+    tables = {}
+    for src in cfg.data.sources:
+        unknown = sorted(set(src.tasks) - set(TASKS))
+        if unknown:
+            raise UserError(f"data.sources[{src.tokenized}]: unknown task(s) {unknown}; known: {list(TASKS)}")
+        dataset, meta = load_tokenized(src.tokenized)
+        if split not in dataset:
+            raise UserError(f"{src.tokenized} has no {split!r} split (has {sorted(dataset)})")
+        if meta["n_codes"] != vocab.n_codes:
+            raise UserError(f"{src.tokenized} uses {meta['n_codes']} codes but the vocabulary has {vocab.n_codes}")
+        tables[src.tokenized] = (dataset[split], src.weight, src.tasks)
+    return builder, tables
+
+
+def validation_batches(cfg: TrainConfig, vocab: Vocab, templates: Templates) -> dict[str, dict[str, torch.Tensor]]:
+    """A fixed batch of validation sequences per task (no condition dropout)."""
+    builder, tables = build_data(cfg, vocab, templates, "validation", cfg_dropout=0.0)
+    rng = np.random.default_rng(cfg.seed)
+    per_task: dict[str, list] = {t: [] for t, w in cfg.data.task_weights.items() if w > 0}
+    for table, _, tasks in tables.values():
+        for row in table.select(range(min(len(table), 4 * cfg.data.val_per_task))):
+            record = row_to_record(row)
+            for task in per_task:
+                if task in tasks and len(per_task[task]) < cfg.data.val_per_task and builder.supports(task, record):
+                    per_task[task].append(builder.build(task, record, rng))
+    return {t: collate(ex, vocab.pad_id) for t, ex in per_task.items() if ex}
+
+
+@torch.no_grad()
+def validation_loss(model, accelerator: Accelerator, batches: dict[str, dict[str, torch.Tensor]], batch_size: int) -> dict[str, float]:
+    """Mean target-token loss per task on the fixed validation batches."""
+    model.eval()
+    losses = {}
+    for task, batch in batches.items():
+        total, count = 0.0, 0
+        for start in range(0, len(batch["input_ids"]), batch_size):
+            chunk = {k: v[start : start + batch_size].to(accelerator.device) for k, v in batch.items()}
+            with accelerator.autocast():
+                logits = model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"]).logits
+            targets = chunk["labels"][:, 1:]  # (B, T-1)
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum"
+            )
+            total += nll.item()
+            count += int((targets != -100).sum())
+        losses[task] = total / max(count, 1)
+    model.train()
+    return losses
+
+
+def checkpoints_dir(cfg: TrainConfig) -> Path:
+    return Path(cfg.output_dir) / "checkpoints"
+
+
+def find_resume(cfg: TrainConfig) -> Path | None:
+    """The checkpoint folder `cfg.resume` points to ("latest" = highest step), or None."""
+    if cfg.resume is None:
+        return None
+    if cfg.resume != "latest":
+        path = Path(cfg.resume)
+        if not (path / "trainer_state.json").exists():
+            raise UserError(f"--resume={cfg.resume}: not a training checkpoint (no trainer_state.json)")
+        return path
+    done = sorted(checkpoints_dir(cfg).glob("step_*[0-9]"))  # complete ones only: *.tmp never matches
+    return done[-1] if done else None
+
+
+def save_training_state(accelerator: Accelerator, cfg: TrainConfig, step: int) -> None:
+    """accelerate save_state into a temp folder, then rename: a crash never leaves a complete-looking checkpoint."""
+    final = checkpoints_dir(cfg) / f"step_{step:08d}"
+    tmp = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
+        os.replace(tmp, final)
+        for old in sorted(checkpoints_dir(cfg).glob("step_*[0-9]"))[: -cfg.keep_checkpoints]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices (incl. embeddings); never norms or biases."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclass
+class TrainResult:
+    final_dir: Path  # the Talk2Face checkpoint folder
+    losses: list[float]  # training loss per optimizer step run in this process
+    tokens_per_s: float  # steady-state throughput (first steps excluded: allocation and warm-up)
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) the training described by `cfg`."""
+    if not cfg.data.sources:
+        raise UserError("data.sources is empty: name at least one pre-tokenized folder")
+
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.optim.grad_accum,
+        log_with=None if cfg.log_with == "none" else cfg.log_with,
+        project_dir=cfg.output_dir,
+    )
+    set_seed(cfg.seed)
+    vocab = Vocab(Tokenizer.from_file(cfg.data.text_tokenizer), n_codes=load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"])
+    templates = Templates.load(cfg.data.templates)
+
+    builder, tables = build_data(cfg, vocab, templates, "train", cfg.data.cfg_dropout)
+    micro_batches = cfg.optim.max_steps * cfg.optim.grad_accum * accelerator.num_processes
+    train_set = MultiTaskDataset(tables, cfg.data.task_weights, builder, seed=cfg.seed, length=micro_batches * cfg.batch_size)
+    loader = DataLoader(
+        train_set, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
+        collate_fn=lambda ex: collate(ex, vocab.pad_id),
+    )
+    val_batches = validation_batches(cfg, vocab, templates)
+
+    model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+    # accelerate steps a prepared scheduler once per process per optimizer step.
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, cfg.optim.warmup_steps * accelerator.num_processes, cfg.optim.max_steps * accelerator.num_processes
+    )
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    step = 0
+    resume_from = find_resume(cfg)
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        step = json.loads((resume_from / "trainer_state.json").read_text())["step"]
+        accelerator.print(f"resumed from {resume_from} at step {step}")
+    batches = accelerator.skip_first_batches(loader, step * cfg.optim.grad_accum) if step else loader
+
+    if cfg.log_with != "none":
+        accelerator.init_trackers("talk2face", config={"model": cfg.model, "lr": cfg.optim.lr, "batch_size": cfg.batch_size})
+    progress = tqdm(total=cfg.optim.max_steps, initial=step, desc="train", disable=not accelerator.is_local_main_process)
+    losses: list[float] = []
+    tokens, t0 = 0, time.perf_counter()
+    steady_tokens, steady_t0, steady_t1 = 0, None, None  # throughput counted from the 3rd step on
+    model.train()
+    for batch in batches:
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.optim.clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        batch_tokens = int(batch["attention_mask"].sum()) * accelerator.num_processes
+        tokens += batch_tokens
+        steady_tokens += batch_tokens if steady_t0 is not None else 0
+        if not accelerator.sync_gradients:
+            continue
+        step += 1
+        loss_value = accelerator.reduce(loss.detach(), "mean").item()
+        if not math.isfinite(loss_value):
+            raise RuntimeError(f"loss is {loss_value} at step {step}: stopping instead of training on (lower optim.lr?)")
+        losses.append(loss_value)
+        if len(losses) == 2:
+            steady_t0 = time.perf_counter()
+        steady_t1 = time.perf_counter()
+        tokens_per_s = tokens / (steady_t1 - t0)
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:,.0f}")
+        if step % cfg.log_every == 0:
+            accelerator.log({"train/loss": loss_value, "train/lr": scheduler.get_last_lr()[0], "train/tokens_per_s": tokens_per_s}, step=step)
+        if step % cfg.eval_every == 0 or step == cfg.optim.max_steps:
+            val = validation_loss(model, accelerator, val_batches, cfg.batch_size)
+            accelerator.log({f"val/{t}": v for t, v in val.items()}, step=step)
+            accelerator.print(f"step {step} validation loss: " + ", ".join(f"{t} {v:.3f}" for t, v in val.items()))
+        if step % cfg.save_every == 0 and step < cfg.optim.max_steps:
+            save_training_state(accelerator, cfg, step)
+        if step >= cfg.optim.max_steps:
+            break
+    progress.close()
+    steady_s = steady_t1 - steady_t0 if steady_t0 is not None else float("nan")
+
+    final = Path(cfg.output_dir) / "final"
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_checkpoint_folder(final, accelerator.unwrap_model(model), vocab, cfg.data.vqgan, cfg.data.templates, to_dict(cfg))
+        accelerator.print(f"saved {final}")
+    accelerator.end_training()
+    return TrainResult(final, losses, steady_tokens / steady_s)
+
+
+def main(argv: list[str] | None = None) -> TrainResult:
+    """Train from a YAML config plus `--key=value` overrides."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("--"):
+        raise UserError("usage: python -m talk2face.train CONFIG.yaml [--key=value ...]")
+    return train(load_config(TrainConfig, argv[0], argv[1:]))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as err:
+        sys.exit(f"talk2face.train: error: {err}")

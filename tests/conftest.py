@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny SynFace, an (untrained) tiny VQGAN and their pre-tokenized data.
+
+Everything is built once per test session in a few seconds; tests that train or generate use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT_TOKENIZER = REPO / "tokenizers" / "synface" / "tokenizer.json"
+TEMPLATES = REPO / "templates"
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> dict[str, Path]:
+    """{"synface", "vqgan", "tokenized"} folders: 80 faces of 32x32, 4x4 = 16 codes per face."""
+    from talk2face.data.pretokenize import tokenize
+    from talk2face.data.synface import generate
+    from talk2face.vqgan import VQGAN, VQGANConfig
+
+    root = tmp_path_factory.mktemp("tiny_world")
+    generate(n=80, size=32, seed=0, out_dir=root / "synface", workers=1, progress=False)
+    torch.manual_seed(0)
+    config = VQGANConfig(image_size=32, ch=32, ch_mult=[1, 1, 2, 2], z_channels=32, n_codes=64, embed_dim=16,
+                         legacy=False, l2_codes=True)
+    VQGAN(config).save_pretrained(root / "vqgan")
+    tokenize(root / "vqgan", root / "synface", root / "tokenized", batch_size=32)
+    return {"synface": root / "synface", "vqgan": root / "vqgan", "tokenized": root / "tokenized"}
+
+
+def tiny_train_args(world: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    """argv for `talk2face.train.main` on the tiny world."""
+    return [
+        str(REPO / "experiments" / "synface-tiny.yaml"),
+        f"--data.sources=[{{tokenized: {world['tokenized']}}}]",
+        f"--data.vqgan={world['vqgan']}",
+        f"--data.text_tokenizer={TEXT_TOKENIZER}",
+        f"--data.templates={TEMPLATES}",
+        f"--output_dir={out}",
+        *extra,
+    ]

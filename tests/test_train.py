@@ -1,0 +1,54 @@
+"""The training loop: a complete checkpoint folder, exact resume, NaN stop, clear config errors."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+from conftest import tiny_train_args
+from talk2face.config import ConfigError
+from talk2face.train import find_resume, load_config, main, TrainConfig
+
+
+def test_training_writes_a_folder_hf_loads_without_project_code(tiny_world, tmp_path):
+    result = main(tiny_train_args(tiny_world, tmp_path / "run"))
+    assert result.losses[-1] < result.losses[0]  # it learns
+    final = result.final_dir
+    model = AutoModelForCausalLM.from_pretrained(final)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(final)
+    assert model.config.vocab_size == len(tokenizer)
+    assert (final / "vqgan" / "config.json").exists() and (final / "templates" / "age.yaml").exists()
+    assert "<img_63>" in tokenizer.get_vocab()
+
+
+def test_resume_continues_with_the_same_losses(tiny_world, tmp_path):
+    full = main(tiny_train_args(tiny_world, tmp_path / "full", "--optim.max_steps=10", "--save_every=5"))
+    checkpoint = tmp_path / "full" / "checkpoints" / "step_00000005"
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 5
+    # a crashed run: only the step-5 checkpoint survived; resuming must replay steps 6..10 exactly
+    crashed = tmp_path / "crashed"
+    (crashed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(checkpoint, crashed / "checkpoints" / checkpoint.name)
+    resumed = main(tiny_train_args(tiny_world, crashed, "--optim.max_steps=10", "--save_every=5", "--resume=latest"))
+    assert len(resumed.losses) == 5
+    assert resumed.losses == pytest.approx(full.losses[5:], rel=1e-5)
+
+
+def test_half_written_checkpoint_is_never_resumed(tmp_path):
+    cfg = TrainConfig(output_dir=str(tmp_path), resume="latest")
+    (tmp_path / "checkpoints" / "step_00000005").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step_00000010.tmp").mkdir()
+    assert find_resume(cfg).name == "step_00000005"
+
+
+def test_nan_loss_stops_with_the_step(tiny_world, tmp_path):
+    with pytest.raises(RuntimeError, match=r"at step \d+"):
+        main(tiny_train_args(tiny_world, tmp_path / "nan", "--optim.lr=1e12", "--optim.clip=1e30", "--optim.warmup_steps=0"))
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="lrr"):
+        load_config(TrainConfig, None, ["--optim.lrr=1"])
