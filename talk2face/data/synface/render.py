@@ -156,16 +156,17 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
     male = a["Male"]
 
     # head geometry: a child's head is rounder and its features sit lower and are bigger
-    cx, cy = 0.5, 0.47
-    hw = 0.235 * ident.face_width * (1 + 0.05 * child) * (1 + 0.12 * chubby) * (1.04 if male else 1.0)
-    hh = 0.30 * (1 - 0.06 * child)
+    # (aligned crops fix the eye distance, so a child's head also looks bigger in the frame)
+    cx, cy = 0.5, 0.49
+    hw = 0.27 * ident.face_width * (1 + 0.12 * child) * (1 + 0.16 * chubby) * (1.04 if male else 1.0)
+    hh = 0.33 * (1 + 0.03 * child)
     jaw = ident.jaw * (1 - child) * (1 - 0.6 * chubby)
-    eye_y = cy + hh * (0.02 + 0.2 * child)
-    eye_dx = hw * 0.42
-    eye_rx = hw * 0.2 * (1 + 0.35 * child)
-    eye_ry = eye_rx * (0.32 if a["Narrow_Eyes"] else 0.62)
+    eye_y = cy + hh * (0.04 + 0.3 * child)
+    eye_dx = hw * (0.42 - 0.04 * child)
+    eye_rx = hw * 0.21 * (1 + 0.45 * child)
+    eye_ry = eye_rx * (0.3 if a["Narrow_Eyes"] else 0.62 + 0.1 * child)
     brow_y = eye_y - eye_ry - hh * (0.1 + 0.03 * child)
-    mouth_y = cy + hh * (0.58 + 0.08 * child)
+    mouth_y = cy + hh * (0.6 + 0.08 * child)
     nose_y = (eye_y + mouth_y) / 2 + hh * 0.06
     skin = skin_color(params)
     skin_dark = _shade(skin, 0.78)
@@ -191,7 +192,7 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
 
     # neck and shoulders (clothes)
     neck_w = hw * (0.42 + (0.1 if male else 0) - 0.08 * child + 0.1 * chubby)
-    shoulder_w = 0.42 * (1 - 0.25 * child) * (1.08 if male else 1.0)
+    shoulder_w = 0.44 * (1 - 0.3 * child) * (1.08 if male else 1.0)
     c.polygon([(cx - neck_w, cy + hh * 0.6), (cx + neck_w, cy + hh * 0.6),
                (cx + neck_w, 0.97), (cx - neck_w, 0.97)], fill=skin_dark)
     shirt = ident.shirt
@@ -211,8 +212,8 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
         c.polygon([(cx + neck_w * 1.2, collar_y - 0.01), (cx + 0.03, collar_y + 0.04),
                    (cx + 0.05, collar_y + 0.06)], fill=(240, 240, 240))
     if a["Wearing_Necklace"]:
-        c.arc(cx, collar_y - 0.04, neck_w * 1.05, 0.085, 20, 160, (235, 200, 70), 0.018)
-        c.ellipse(cx, collar_y + 0.045, 0.016, 0.016, fill=(250, 215, 80))
+        c.arc(cx, collar_y - 0.04, neck_w * 1.1, 0.085, 15, 165, (240, 205, 60), 0.024)
+        c.ellipse(cx, collar_y + 0.05, 0.024, 0.024, fill=(250, 215, 80))
 
     # ears, earrings
     ear_y = eye_y + hh * 0.12
@@ -221,36 +222,44 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
         c.ellipse(ex, ear_y, hw * 0.16, hh * 0.2, fill=skin_dark)
         if a["Wearing_Earrings"]:
             ring = (250, 210, 40) if ident.lip_tint < 0.5 else (230, 230, 245)
-            c.ellipse(ex + side * 0.005, ear_y + hh * 0.27, 0.028, 0.028, outline=ring, width=0.016)
+            c.ellipse(ex + side * 0.005, ear_y + hh * 0.3, 0.036, 0.036, outline=ring, width=0.02)
 
     # face outline: an ellipse whose lower half narrows by `jaw`, plus jowls with age
     pts = []
     for t in np.linspace(0, 2 * math.pi, 48, endpoint=False):
         s, co = math.sin(t), math.cos(t)
-        k = 1 - (0.28 * jaw + 0.1) * max(s, 0) ** 2 + 0.05 * old * max(s, 0) * (1 - max(s, 0))
+        # men: a squarer jaw; women: a more tapered chin
+        taper = 0.22 * jaw + 0.05 if male else 0.3 * jaw + 0.15
+        lower = max(s, 0)
+        # chubby cheeks bulge out over the lower face; jowls sag with age
+        k = 1 - taper * lower ** 2 + (0.05 * old + 0.12 * chubby) * lower * (1 - lower)
         pts.append((cx + hw * co * k, cy + hh * s))
     c.polygon(pts, fill=skin)
-    if chubby:  # double chin
-        c.arc(cx, cy + hh * 0.97, hw * 0.35, hh * 0.08, 20, 160, line_c, 0.01)
+    if chubby:  # double chin and round cheek pads
+        c.arc(cx, cy + hh * 0.93, hw * 0.4, hh * 0.1, 15, 165, line_c, 0.014)
+        for side in (-1, 1):
+            c.arc(cx + side * hw * 0.55, mouth_y - hh * 0.1, hw * 0.25, hh * 0.22,
+                  20 if side > 0 else 100, 80 if side > 0 else 160, _shade(skin, 0.85), 0.012)
 
-    # age lines, from about 30 on
-    wl = 0.005 + 0.008 * old
-    wrinkle = _mix(skin, line_c, min(1.0, 0.4 + old))
-    if age >= 30:  # nasolabial folds: nose wing to mouth corner
+    # age lines: each kind appears at its own age and darkens steadily after it, so that the
+    # darkness of the lines keeps telling the age apart between the ages where new ones appear
+    wl = 0.006 + 0.008 * old
+    wrinkle = _mix(skin, line_c, float(np.clip(0.15 + (age - 22) / 45, 0, 1)))
+    if age >= 24:  # nasolabial folds: nose wing to mouth corner
         for side in (-1, 1):
             c.line([(cx + side * hw * 0.2, nose_y - hh * 0.02), (cx + side * hw * 0.34, mouth_y - hh * 0.04),
                     (cx + side * hw * 0.36, mouth_y + hh * 0.1)], wrinkle, wl)
-    if age >= 38:  # forehead lines, one more every ~12 years
-        for i in range(min(4, 1 + (age - 38) // 12)):
+    if age >= 34:  # forehead lines, one more every ~12 years
+        for i in range(min(4, 1 + (age - 34) // 12)):
             y = brow_y - hh * (0.12 + 0.08 * i)
             c.arc(cx, y + hh * 0.1, hw * 0.45, hh * 0.1, 200, 340, wrinkle, wl)
-    if age >= 48:  # crow's feet and under-eye bags
+    if age >= 44:  # crow's feet and under-eye bags
         for side in (-1, 1):
             x0 = cx + side * (eye_dx + eye_rx * 1.15)
             for dy in (-0.015, 0.0, 0.015):
                 c.line([(x0, eye_y + dy * 0.5), (x0 + side * 0.03, eye_y + dy * 1.8)], wrinkle, wl)
             c.arc(cx + side * eye_dx, eye_y + eye_ry * 1.1, eye_rx, eye_ry * 0.8, 20, 160, wrinkle, wl)
-    if age >= 62:  # jowl lines
+    if age >= 58:  # jowl lines
         for side in (-1, 1):
             c.line([(cx + side * hw * 0.5, mouth_y + hh * 0.05), (cx + side * hw * 0.42, mouth_y + hh * 0.3)],
                    wrinkle, wl)
@@ -270,19 +279,19 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
     if a["Goatee"]:
         c.ellipse(cx, mouth_y + hh * 0.24, hw * 0.26, hh * 0.2, fill=beard_c)
     # nose: a child's is small; Big_Nose is wider and longer
-    big = 1.55 if a["Big_Nose"] else 1.0
+    big = 1.8 if a["Big_Nose"] else 1.0
     nose_w = hw * 0.14 * big * (1 - 0.3 * child)
-    nose_l = hh * 0.25 * (1.25 if a["Big_Nose"] else 1.0) * (1 - 0.3 * child)
+    nose_l = hh * 0.25 * (1.3 if a["Big_Nose"] else 1.0) * (1 - 0.4 * child)
     c.line([(cx + nose_w * 0.2, nose_y - nose_l), (cx + nose_w * 0.45, nose_y)], line_c, 0.008)
     c.ellipse(cx, nose_y, nose_w, nose_w * 0.6, fill=skin_dark)
     for side in (-1, 1):
         c.ellipse(cx + side * nose_w * 0.5, nose_y + nose_w * 0.15, nose_w * 0.25, nose_w * 0.18,
                   fill=_shade(skin, 0.45))
     if a["Mustache"]:
-        mw = hw * 0.42
-        c.polygon([(cx - mw, mouth_y - hh * 0.01), (cx - mw * 0.4, mouth_y - hh * 0.16),
-                   (cx + mw * 0.4, mouth_y - hh * 0.16), (cx + mw, mouth_y - hh * 0.01),
-                   (cx, mouth_y - hh * 0.07)], fill=beard_c)
+        mw = hw * 0.46
+        c.polygon([(cx - mw, mouth_y + hh * 0.02), (cx - mw * 0.45, mouth_y - hh * 0.18),
+                   (cx + mw * 0.45, mouth_y - hh * 0.18), (cx + mw, mouth_y + hh * 0.02),
+                   (cx, mouth_y - hh * 0.05)], fill=beard_c)
 
     _draw_mouth(c, params, cx, mouth_y, hw, hh, child, old, skin)
     _draw_eyes(c, params, cx, eye_y, eye_dx, eye_rx, eye_ry, brow_y, brow_c, skin, line_c, hw)
@@ -310,8 +319,8 @@ def _draw_mouth(c: _Canvas, params: FaceParams, cx: float, my: float, hw: float,
                 child: float, old: float, skin: RGB) -> None:
     """Lips (lipstick or natural), a smile that curves up and shows teeth, an open mouth."""
     a = params.attributes
-    mw = hw * (0.36 if a["Smiling"] else 0.3) * (1 - 0.25 * child)
-    lip_h = hh * (0.075 if a["Big_Lips"] else 0.045) * (1 - 0.4 * old)
+    mw = hw * (0.42 if a["Smiling"] else 0.34) * (1 - 0.25 * child)
+    lip_h = hh * (0.085 if a["Big_Lips"] else 0.045) * (1 - 0.4 * old)
     if a["Wearing_Lipstick"]:
         lip = _LIPSTICKS[int(params.identity.lip_tint * len(_LIPSTICKS)) % len(_LIPSTICKS)]
     else:
@@ -334,7 +343,7 @@ def _draw_mouth(c: _Canvas, params: FaceParams, cx: float, my: float, hw: float,
             c.polygon(inner_top + [(cx + mw * 0.6, my + depth * 0.35), (cx - mw * 0.6, my + depth * 0.35)],
                       fill=teeth)
     else:
-        gap = hh * 0.07 if open_ else 0.0
+        gap = hh * 0.1 if open_ else 0.0
         c.ellipse(cx, my - lip_h * 0.4, mw, lip_h, fill=lip)  # upper lip
         c.ellipse(cx, my + lip_h * 0.6 + gap, mw * 0.85, lip_h * 1.1, fill=_shade(lip, 0.95))
         if open_:
@@ -357,7 +366,12 @@ def _draw_eyes(c: _Canvas, params: FaceParams, cx: float, ey: float, dx: float, 
         ir = min(rx * 0.55, ry * 1.0)
         c.ellipse(ex, ey, ir, min(ir, ry), fill=iris)
         c.ellipse(ex, ey, ir * 0.45, min(ir, ry) * 0.45, fill=(10, 10, 10))
-        c.arc(ex, ey, rx, ry, 190, 350, line_c, 0.008)  # upper lid
+        if a["Male"]:
+            c.arc(ex, ey, rx, ry, 190, 350, line_c, 0.008)  # upper lid
+        else:  # lashes: a heavier dark lid line with a flick at the outer corner
+            c.arc(ex, ey, rx, ry, 185, 355, (35, 25, 25), 0.016)
+            c.line([(ex + side * rx * 0.95, ey - ry * 0.2), (ex + side * rx * 1.3, ey - ry * 0.7)],
+                   (35, 25, 25), 0.012)
         # eyebrow: a polyline, arched (peak two thirds out) or flat; bushy = thick and dark
         w = hw * (0.095 if bushy else 0.04)
         arch = 0.05 if a["Arched_Eyebrows"] else 0.012
@@ -400,8 +414,8 @@ def _draw_hat(c: _Canvas, params: FaceParams, cx: float, cy: float, hw: float, h
     ident = params.identity
     color = _mix(ident.accessory, (200, 40, 40), 0.25)
     band = _shade(color, 0.6)
-    top = cy - hh * 1.18
-    bottom = cy - hh * 0.5
+    top = cy - hh * 1.2
+    bottom = cy - hh * 0.62
     if ident.hat_style == "beanie":
         c.ellipse(cx, bottom, hw * 1.1, bottom - top, fill=color)
         c.polygon([(cx - hw * 1.12, bottom), (cx + hw * 1.12, bottom), (cx + hw * 1.1, bottom + 0.06),

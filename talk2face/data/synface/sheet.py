@@ -28,7 +28,7 @@ def label_lines(record: FaceRecord, width: int = 22) -> list[str]:
     if a and not a.get("No_Beard", True):
         head += " beard" if not a.get("Goatee") else ""
     if record.edit is not None:
-        head += f" EDIT:{record.edit.attribute}"
+        head += f" edit:{SHORT.get(record.edit.attribute, record.edit.attribute)}"
     words = [head] + [SHORT[k] for k in SHORT if a.get(k)]
     lines, line = [], ""
     for w in words:
