@@ -1,0 +1,195 @@
+"""Sequence building, CFG dropout, batching, task sampling and the deterministic multi-task dataset."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer
+
+from talk2face.data.pretokenize import FEATURES, record_to_row
+from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
+from talk2face.errors import UserError
+from talk2face.sequences import (
+    IGNORE, MultiTaskDataset, SequenceBuilder, TaskSampler, block_causal_mask, collate, label_mask, pack,
+)
+from talk2face.templates import TASKS, Templates
+from talk2face.vocab import Vocab
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_record(i: int, captions: bool = True, age: bool = True, attributes: bool = True, edit: bool = False) -> FaceRecord:
+    rng = np.random.default_rng(i)
+    return FaceRecord(
+        image=rng.integers(0, 16, 64).astype(np.uint16), id=f"r{i}", age=int(rng.integers(1, 91)) if age else None,
+        attributes={a: bool(rng.integers(2)) for a in ATTRIBUTES[:20]} if attributes else None,
+        captions=[f"a person number {i}", "a smiling woman with blond hair"] if captions else None,
+        edit=EditInfo(rng.integers(0, 16, 64).astype(np.uint16), ["make her smile"], "Smiling", True) if edit else None,
+    )
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Vocab:
+    return Vocab(Tokenizer.from_file(str(REPO / "tokenizers" / "synface" / "tokenizer.json")), n_codes=16)
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return Templates.load(REPO / "templates")
+
+
+def builder(vocab, templates, cfg_dropout=0.0, max_length=512) -> SequenceBuilder:
+    return SequenceBuilder(vocab, templates, max_length=max_length, cfg_dropout=cfg_dropout)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_layout_and_labels_masked_exactly_on_the_prompt(task, vocab, templates):
+    b = builder(vocab, templates)
+    record = make_record(0, edit=True)
+    out = b.build(task, record, np.random.default_rng(1))
+    ids, labels = out["input_ids"], out["labels"]
+    assert ids.dtype == labels.dtype == np.int64 and ids.shape == labels.shape
+    sep = int(np.flatnonzero(ids == vocab.sep_id)[0])
+    assert ids[0] == vocab.bos_id and ids[-1] == vocab.eos_id
+    assert (labels[: sep + 1] == IGNORE).all()
+    np.testing.assert_array_equal(labels[sep + 1:], ids[sep + 1:])
+    rng = np.random.default_rng(1)
+    rng.random()  # the builder's condition-dropout draw comes first
+    sample = templates.render(task, record, rng)
+    prompt = vocab.encode(sample.prompt, sample.prompt_faces)
+    assert sep == len(prompt) + 1  # the same draws give the same prompt
+    answer = ids[sep + 1: -1]
+    if task in ("text_to_face", "edit"):
+        assert answer[0] == vocab.boi_id and answer[-1] == vocab.eoi_id
+        np.testing.assert_array_equal(vocab.ids_to_codes(answer[1:-1]), record.image)
+    else:
+        assert templates.parse(task, vocab.decode_text(answer)).ok
+
+
+def test_cfg_dropout_rate_and_what_is_dropped(vocab, templates):
+    b = builder(vocab, templates, cfg_dropout=0.25)
+    rng = np.random.default_rng(0)
+    record = make_record(3, edit=True)
+    uncond = vocab.encode(templates.render("text_to_face", record, rng, unconditional=True).prompt)
+    n = 2000
+    dropped = 0
+    for _ in range(n):
+        ids = b.build("text_to_face", record, rng)["input_ids"]
+        dropped += len(ids) == len(uncond) + 3 + 66 and (ids[1: len(uncond) + 1] == uncond).all()
+    assert abs(dropped / n - 0.25) < 0.04  # binomial sd ~0.01
+    # edit keeps the source face and drops the instruction
+    edits = [templates.render("edit", record, rng, unconditional=True), b.render("edit", record, rng)]
+    np.testing.assert_array_equal(edits[0].prompt_faces[0], record.edit.source)
+    assert "smile" not in edits[0].prompt
+    # tasks without an unconditional prompt are never dropped
+    assert all("<face>" in b.render("caption", record, rng).prompt for _ in range(50))
+
+
+def test_too_long_names_lengths(vocab, templates):
+    b = builder(vocab, templates, max_length=40)
+    with pytest.raises(UserError, match=r"text_to_face sequence of record 'r0' has \d+ tokens \(prompt \d+, answer 66.*max_length is 40"):
+        b.build("text_to_face", make_record(0), np.random.default_rng(0))
+
+
+def test_collate_pads_right(vocab, templates):
+    b = builder(vocab, templates)
+    rng = np.random.default_rng(0)
+    examples = [b.build(t, make_record(i), rng) for i, t in enumerate(["age", "text_to_face", "attributes"])]
+    batch = collate(examples, vocab.pad_id, pad_to_multiple_of=8)
+    lengths = [len(e["input_ids"]) for e in examples]
+    B, T = batch["input_ids"].shape
+    assert B == 3 and T % 8 == 0 and T >= max(lengths)
+    for row, (e, n) in enumerate(zip(examples, lengths)):
+        assert batch["input_ids"][row, :n].tolist() == e["input_ids"].tolist()
+        assert (batch["input_ids"][row, n:] == vocab.pad_id).all()
+        assert (batch["labels"][row, n:] == IGNORE).all()
+        assert batch["attention_mask"][row].sum() == n
+
+
+def test_pack_keeps_every_example_and_blocks_cross_attention(vocab, templates):
+    b = builder(vocab, templates)
+    rng = np.random.default_rng(0)
+    examples = [b.build(TASKS[i % 5], make_record(i, edit=True), rng) for i in range(12)]
+    packed = pack(examples, 256, vocab.pad_id)
+    assert packed["input_ids"].shape[0] < len(examples)
+    docs = packed["document_ids"]
+    recovered = sorted(
+        packed["input_ids"][r][docs[r] == d].tolist() for r in range(len(docs)) for d in range(int(docs[r].max()) + 1)
+    )
+    assert recovered == sorted(e["input_ids"].tolist() for e in examples)
+    recovered_labels = sorted(
+        packed["labels"][r][docs[r] == d].tolist() for r in range(len(docs)) for d in range(int(docs[r].max()) + 1)
+    )
+    assert recovered_labels == sorted(e["labels"].tolist() for e in examples)
+    starts = (packed["position_ids"] == 0) & (packed["attention_mask"] == 1)
+    assert (packed["input_ids"][starts] == vocab.bos_id).all() and int(starts.sum()) == len(examples)
+    assert (packed["labels"][starts] == IGNORE).all()  # nothing is trained across a boundary
+    mask = block_causal_mask(docs)
+    r = 0
+    first_len = int((docs[r] == 0).sum())
+    assert not mask[r, 0, first_len, :first_len].any()  # 2nd example cannot see the 1st
+    assert mask[r, 0, first_len - 1, :first_len].all() and not mask[r, 0, 0, 1]
+
+
+def test_task_sampler_follows_weights():
+    s = TaskSampler({"age": 3.0, "caption": 1.0, "edit": 0.0})
+    rng = np.random.default_rng(0)
+    draws = [s.sample(rng) for _ in range(4000)]
+    assert "edit" not in draws and abs(draws.count("age") / 4000 - 0.75) < 0.03
+    with pytest.raises(UserError):
+        TaskSampler({"age": 0.0})
+    with pytest.raises(UserError):
+        TaskSampler({"age": -1.0})
+
+
+def _tables():
+    return {
+        "full": [make_record(i, edit=i % 2 == 0) for i in range(8)],
+        "ages_only": [make_record(100 + i, captions=False, attributes=False) for i in range(8)],
+    }
+
+
+def test_dataset_item_is_a_function_of_seed_and_index(vocab, templates):
+    weights = {t: 1.0 for t in TASKS}
+    a = MultiTaskDataset(_tables(), weights, builder(vocab, templates, 0.1), seed=7, length=64)
+    b = MultiTaskDataset(_tables(), weights, builder(vocab, templates, 0.1), seed=7, length=64)
+    c = MultiTaskDataset(_tables(), weights, builder(vocab, templates, 0.1), seed=8, length=64)
+    order = [37, 2, 63, 2, 0]  # any access order, repeated access
+    for i in order:
+        assert a[i]["input_ids"].tolist() == b[i]["input_ids"].tolist()
+    assert any(a[i]["input_ids"].tolist() != c[i]["input_ids"].tolist() for i in range(8))
+    with pytest.raises(IndexError):
+        a[64]
+
+
+def test_tasks_only_use_records_that_have_what_they_need(vocab, templates, caplog):
+    tables = _tables()
+    ds = MultiTaskDataset(tables, {"age": 1.0, "caption": 1.0, "edit": 1.0}, builder(vocab, templates), seed=0, length=10)
+    assert [s for s, _ in ds.eligible["caption"]] == ["full"]
+    assert sorted(s for s, _ in ds.eligible["age"]) == ["ages_only", "full"]
+    assert ds.eligible["edit"][0][1].tolist() == [0, 2, 4, 6]
+    # per-source weights and tasks, in the (rows, weight, tasks) form
+    spec = {"full": (tables["full"], 1.0, ["caption"]), "ages_only": (tables["ages_only"], 3.0, ["age", "edit"])}
+    with caplog.at_level(logging.WARNING):
+        ds = MultiTaskDataset(spec, {"age": 1.0, "caption": 1.0, "edit": 1.0}, builder(vocab, templates), 0, 10)
+    assert "edit" in caplog.text and "edit" not in ds.sampler.tasks
+    with pytest.raises(UserError, match="every task weight is 0"):
+        MultiTaskDataset({"ages_only": tables["ages_only"]}, {"caption": 1.0}, builder(vocab, templates), 0, 10)
+    with pytest.raises(UserError, match="unknown task"):
+        MultiTaskDataset(tables, {"gender": 1.0}, builder(vocab, templates), 0, 10)
+
+
+def test_pretokenized_arrow_rows(vocab, templates):
+    records = [make_record(i, captions=i % 2 == 0, age=i % 3 != 0, edit=i == 1) for i in range(6)]
+    rows = [record_to_row(r, r.image, r.edit.source if r.edit else None) for r in records]
+    table = Dataset.from_list(rows, features=FEATURES).select([5, 4, 3, 2, 1, 0])
+    for label in ("captions", "age", "attributes", "edit"):
+        assert label_mask(table, label).tolist() == [r.has(label) for r in reversed(records)]
+    ds = MultiTaskDataset({"arrow": table}, {t: 1.0 for t in TASKS}, builder(vocab, templates), seed=0, length=40)
+    batch = collate([ds[i] for i in range(40)], vocab.pad_id)
+    assert batch["input_ids"].shape[0] == 40 and torch.all(batch["input_ids"][:, 0] == vocab.bos_id)
