@@ -14,7 +14,8 @@ sequence holds one prompt, so template words are as frequent as the commonest ca
 should be whole tokens.
 
 The pipeline, and why:
-- normalizer: NFKC, lowercase, runs of whitespace -> one space, strip. Captions carry no case
+- normalizer: NFKC, lowercase, typographic dashes/quotes -> ASCII, runs of whitespace -> one
+  space, strip. Captions carry no case
   information worth a bigger vocabulary (BERT-uncased did the same for Talk2Face). Strip matters:
   each text span between special tokens is normalized on its own, so "person? <face> estimate"
   tokenizes the same as "person?<face>estimate".
@@ -62,7 +63,12 @@ def new_pipeline() -> Tokenizer:
     """An untrained BPE tokenizer with this project's normalizer, pre-tokenizer and decoder."""
     tok = Tokenizer(models.BPE(unk_token=UNK, ignore_merges=True))
     tok.normalizer = normalizers.Sequence([
-        normalizers.NFKC(), normalizers.Lowercase(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(),
+        normalizers.NFKC(), normalizers.Lowercase(),
+        # typographic dashes and quotes (which NFKC keeps) -> ASCII, so they are never <unk>
+        normalizers.Replace(Regex("[\u2010-\u2015\u2212]"), "-"),
+        normalizers.Replace(Regex("[\u2018\u2019\u201a\u201b]"), "'"),
+        normalizers.Replace(Regex("[\u201c\u201d\u201e\u201f]"), '"'),
+        normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(),
     ])
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="always", split=True),

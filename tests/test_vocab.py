@@ -59,6 +59,9 @@ def test_numbers_0_to_120_and_answer_words_are_one_token(source, text_tokenizer)
 def test_text_round_trip_is_lowercased_nfkc(vocab):
     assert vocab.decode_text(vocab.encode("A  34-year-old Woman, SMILING.")) == "a 34-year-old woman, smiling."
     assert vocab.decode_text(vocab.encode("ﬁne")) == "fine"  # NFKC folds the ligature
+    typographic = vocab.encode("a man — “quiet”, it’s 30–40")
+    assert vocab.unk_id == 0 and 0 not in typographic
+    assert vocab.decode_text(typographic) == 'a man - "quiet", it\'s 30-40'
 
 
 def test_layout_specials_then_contiguous_image_tokens(vocab):
