@@ -5,12 +5,14 @@
     <dir>/vqgan/                                                  the image tokenizer (config.json + safetensors)
     <dir>/templates/                                              the task templates it was trained with
     <dir>/train_config.yaml                                       how it was trained
+    <dir>/talk2face.json                                          model card: tasks, attributes, context
 
 The decoder and tokenizer load with plain `AutoModelForCausalLM` / `PreTrainedTokenizerFast`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -24,6 +26,7 @@ from talk2face.errors import UserError
 VQGAN_SUBDIR = "vqgan"
 TEMPLATES_SUBDIR = "templates"
 TRAIN_CONFIG_FILE = "train_config.yaml"
+CARD_FILE = "talk2face.json"
 
 
 def save_checkpoint_folder(
@@ -33,8 +36,13 @@ def save_checkpoint_folder(
     vqgan_dir: str | Path,
     templates_dir: str | Path,
     train_config: dict[str, Any],
+    card: dict[str, Any],
 ) -> Path:
-    """Write a complete checkpoint folder atomically (temp folder, then rename)."""
+    """Write a complete checkpoint folder atomically (temp folder, then rename).
+
+    `card` holds what inference must know beyond the weights: `tasks` trained, `attributes`
+    listed by the attribute task (ATTRIBUTES order), `max_length` (the context).
+    """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -43,6 +51,7 @@ def save_checkpoint_folder(
     shutil.copytree(vqgan_dir, tmp / VQGAN_SUBDIR)
     shutil.copytree(templates_dir, tmp / TEMPLATES_SUBDIR)
     (tmp / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(train_config, sort_keys=False))
+    (tmp / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
@@ -54,7 +63,7 @@ def check_checkpoint_folder(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"model folder not found: {path}")
-    required = ["config.json", "model.safetensors", "tokenizer.json", f"{VQGAN_SUBDIR}/config.json", TEMPLATES_SUBDIR]
+    required = ["config.json", "model.safetensors", "tokenizer.json", CARD_FILE, f"{VQGAN_SUBDIR}/config.json", TEMPLATES_SUBDIR]
     missing = [name for name in required if not (path / name).exists()]
     if missing:
         raise UserError(f"{path} is not a talk2face model folder: missing {', '.join(missing)}")

@@ -31,6 +31,7 @@ from transformers import get_cosine_schedule_with_warmup
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
 from talk2face.data.mixture import TASKS
+from talk2face.data.record import ATTRIBUTES
 from talk2face.data.pretokenize import load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.modeling import build_model
@@ -105,6 +106,15 @@ def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str,
             raise UserError(f"{src.tokenized} uses {meta['n_codes']} codes but the vocabulary has {vocab.n_codes}")
         tables[src.tokenized] = (dataset[split], src.weight, src.tasks)
     return builder, tables
+
+
+def trained_attributes(tables: dict) -> list[str]:
+    """Attribute names with labels in any source that trains the attribute task (ATTRIBUTES order)."""
+    known = np.zeros(len(ATTRIBUTES), dtype=bool)
+    for table, _, tasks in tables.values():
+        if "attributes" in tasks and len(table):
+            known |= (np.asarray(table.with_format("numpy")["attributes"]) >= 0).any(0)  # (N, 40) -> (40,)
+    return [a for a, k in zip(ATTRIBUTES, known) if k]
 
 
 def validation_batches(cfg: TrainConfig, vocab: Vocab, templates: Templates) -> dict[str, dict[str, torch.Tensor]]:
@@ -278,7 +288,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     final = Path(cfg.output_dir) / "final"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        save_checkpoint_folder(final, accelerator.unwrap_model(model), vocab, cfg.data.vqgan, cfg.data.templates, to_dict(cfg))
+        card = {
+            "tasks": sorted(train_set.sampler.tasks),
+            "attributes": trained_attributes(tables),
+            "max_length": cfg.data.max_length,
+        }
+        save_checkpoint_folder(final, accelerator.unwrap_model(model), vocab, cfg.data.vqgan, cfg.data.templates, to_dict(cfg), card)
         accelerator.print(f"saved {final}")
     accelerator.end_training()
     return TrainResult(final, losses, steady_tokens / steady_s)

@@ -1,0 +1,327 @@
+"""Talk2Face: every face task of one trained model behind a Python API.
+
+    model = Talk2Face.from_pretrained("runs/synface-small/final")
+    faces = model.text_to_face(["a smiling old man with glasses"], num_samples=4, seed=0)
+    model.caption(["face.png"]); model.estimate_age(["face.png"]); model.classify_attributes(["face.png"])
+    model.edit(["face.png"], ["make him smile"])
+    model.prompt("describe this face: {face}", face="face.png")   # any template string
+
+Each task is prompted with its template's first paraphrase. Faces come out of batched
+`model.generate` with the KV cache, constrained to exactly h*w image codes and optionally guided
+(CFG in one batched pass); age and attributes are read from answer-token probabilities in a fixed
+number of forward passes, never by sampling.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from talk2face.checkpoint import CARD_FILE, TEMPLATES_SUBDIR, VQGAN_SUBDIR, check_checkpoint_folder
+from talk2face.data.images import ImageInput, load_images, to_pil
+from talk2face.data.record import ATTRIBUTES
+from talk2face.errors import UserError
+from talk2face.generation import AllowedRange, GuidedSampler
+from talk2face.sequences import SequenceBuilder
+from talk2face.templates import Templates
+from talk2face.vocab import Vocab
+from talk2face.vqgan import VQGAN
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (AVX512-BF16 / AMX), where autocast pays off."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class Talk2Face:
+    """One decoder, its vocabulary, image tokenizer and templates.
+
+    Args:
+        model: the Llama decoder.
+        vocab: the unified vocabulary.
+        vqgan: the image tokenizer the codes come from.
+        templates: the task templates the model was trained with.
+        attributes: the attribute names the model was trained to list, in ATTRIBUTES order.
+        max_length: the decoder's context.
+        bf16: run the decoder under bf16 autocast.
+    """
+
+    def __init__(
+        self, model: PreTrainedModel, vocab: Vocab, vqgan: VQGAN, templates: Templates,
+        attributes: Sequence[str], max_length: int, bf16: bool = False,
+    ) -> None:
+        self.model = model.eval()
+        self.vocab, self.vqgan, self.templates = vocab, vqgan.eval(), templates
+        self.attributes = [a for a in ATTRIBUTES if a in set(attributes)]
+        self.builder = SequenceBuilder(vocab, templates, max_length=max_length, cfg_dropout=0.0)
+        self.n_image_tokens = vqgan.grid_size[0] * vqgan.grid_size[1]
+        self.device = next(model.parameters()).device
+        self.bf16 = bf16
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", bf16: bool | None = None) -> Talk2Face:
+        """Load a checkpoint folder written by `talk2face.train` (see talk2face.checkpoint).
+
+        Args:
+            path: the folder.
+            device: "cpu" or "cuda".
+            bf16: bf16 autocast; default on for a GPU or a CPU with native bf16.
+        """
+        path = check_checkpoint_folder(path)
+        card = json.loads((path / CARD_FILE).read_text())
+        model = AutoModelForCausalLM.from_pretrained(path).to(device)
+        vqgan = VQGAN.from_pretrained(path / VQGAN_SUBDIR, device=device)
+        if bf16 is None:
+            bf16 = device != "cpu" or cpu_has_bf16()
+        return cls(model, Vocab.from_pretrained(path), vqgan, Templates.load(path / TEMPLATES_SUBDIR),
+                   card["attributes"], card["max_length"], bf16)
+
+    # ---- shared plumbing --------------------------------------------------------------------------
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    @torch.no_grad()
+    def encode_faces(self, images: Sequence[ImageInput], batch_size: int = 64) -> list[np.ndarray]:
+        """Images (paths, PIL, arrays) -> VQ code arrays (h*w,), preprocessed exactly as in training."""
+        codes = []
+        for start in range(0, len(images), batch_size):
+            pixels = load_images(list(images[start : start + batch_size]), self.vqgan.image_size).to(self.device)
+            codes += list(self.vqgan.encode(pixels).cpu().numpy())  # (B, h*w)
+        return codes
+
+    @torch.no_grad()
+    def decode_faces(self, codes: torch.Tensor) -> list[Image.Image]:
+        """Codes (B, h*w) -> PIL images."""
+        return to_pil(self.vqgan.decode(codes.to(self.device)).cpu())
+
+    def _task_prompt(self, task: str, unconditional: bool = False, **fields: Any) -> np.ndarray:
+        """`<bos> prompt <sep>` ids of `task`'s first paraphrase (or its unconditional prompt)."""
+        t = self.templates.get(task)
+        text = t.unconditional_text if unconditional else t.prompt_texts[0]
+        if text is None:
+            raise UserError(f"{t.path}: task {task!r} has no unconditional prompt")
+        sample = self.templates.render_raw(text, **fields)
+        return self.builder.prompt_ids(sample, min_answer=self.n_image_tokens + 2 if t.answers_with_face else 1)
+
+    def _left_pad(self, rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-pad id arrays into (B, T) input_ids and attention_mask, so answers start aligned."""
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.vocab.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :] = r
+            mask[i, width - len(r) :] = 1
+        return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
+
+    @torch.no_grad()
+    def _logits(self, rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward pass over left-padded rows: ((B, T, V) float logits, (B, T) attention mask)."""
+        ids, mask = self._left_pad(rows)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): positions restart after the padding
+        with self._autocast():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
+        return logits.float(), mask
+
+    @torch.no_grad()
+    def _generate_faces(
+        self, cond: Sequence[np.ndarray], uncond: Sequence[np.ndarray] | None, cfg_scale: float | None,
+        temperature: float, top_k: int, top_p: float, seed: int | None, batch_size: int,
+    ) -> torch.Tensor:
+        """Sample exactly h*w codes after each `<bos> prompt <sep>`; returns codes (B, h*w)."""
+        n = self.n_image_tokens
+        guided = uncond is not None and cfg_scale is not None and cfg_scale != 1.0
+        generator = torch.Generator(self.device)
+        generator.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31, ())))
+        sampler = GuidedSampler(cfg_scale if guided else None, temperature, top_k, top_p, generator)
+        image_only = AllowedRange(self.vocab.image_token_range.start, self.vocab.image_token_range.stop)
+        out = []
+        for start in range(0, len(cond), batch_size):
+            rows = [np.append(r, self.vocab.boi_id) for r in cond[start : start + batch_size]]
+            if guided:
+                rows += [np.append(r, self.vocab.boi_id) for r in uncond[start : start + batch_size]]
+            ids, mask = self._left_pad(rows)
+            with self._autocast():
+                generated = self.model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                    logits_processor=[image_only, sampler], pad_token_id=self.vocab.pad_id, eos_token_id=None,
+                )
+            batch = len(rows) // 2 if guided else len(rows)
+            out.append(self.vocab.ids_to_codes(generated[:batch, -n:]))  # (b, h*w)
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def _generate_text(self, prompts: Sequence[np.ndarray], max_new_tokens: int, batch_size: int) -> list[str]:
+        """Greedy text answers (no image tokens, no specials but `<eos>`), decoded up to `<eos>`."""
+        text_only = AllowedRange(self.vocab.n_text, len(self.vocab), inside=False, also_allowed=(self.vocab.eos_id,))
+        answers = []
+        for start in range(0, len(prompts), batch_size):
+            ids, mask = self._left_pad(prompts[start : start + batch_size])
+            with self._autocast():
+                generated = self.model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                    logits_processor=[text_only], pad_token_id=self.vocab.pad_id, eos_token_id=self.vocab.eos_id,
+                )
+            for row in generated[:, ids.shape[1] :].cpu().numpy():
+                end = np.flatnonzero(row == self.vocab.eos_id)
+                answers.append(self.vocab.decode_text(row[: end[0]] if len(end) else row).strip())
+        return answers
+
+    # ---- tasks ------------------------------------------------------------------------------------
+
+    def text_to_face(
+        self, texts: str | Sequence[str], num_samples: int = 1, cfg_scale: float | None = 3.0,
+        top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0, seed: int | None = None,
+        rerank: int = 1, batch_size: int = 32,
+    ) -> list[Image.Image]:
+        """Generate faces from descriptions.
+
+        Args:
+            texts: one description or several.
+            num_samples: faces per description.
+            cfg_scale: classifier-free guidance scale (None or 1: unguided).
+            top_k, top_p, temperature: sampling filters (0 / 1.0: off).
+            seed: makes the samples reproducible.
+            rerank: sample this many candidates per kept face and keep those whose caption
+                likelihood log P(text | face) under this same model is highest (no CLIP needed).
+            batch_size: prompts per generate call (guided calls run twice as many rows).
+        Returns:
+            len(texts) * num_samples PIL images, the samples of each text together.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        per_text = num_samples * max(rerank, 1)
+        cond = [self._task_prompt("text_to_face", text=t) for t in texts for _ in range(per_text)]
+        uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(cond)
+        codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
+        if rerank > 1:
+            scores = self.caption_likelihood(codes, [t for t in texts for _ in range(per_text)])
+            best = scores.view(len(texts), per_text).topk(num_samples, dim=1).indices  # (N, num_samples)
+            codes = codes.view(len(texts), per_text, -1).gather(1, best[..., None].expand(-1, -1, codes.shape[-1]))
+            codes = codes.flatten(0, 1)
+        return self.decode_faces(codes)
+
+    def edit(
+        self, images: Sequence[ImageInput], instructions: str | Sequence[str], cfg_scale: float | None = 2.0,
+        top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0, seed: int | None = None, batch_size: int = 32,
+    ) -> list[Image.Image]:
+        """Edit faces by instructions ("make her smile", "add glasses"); feed the result back to chain edits.
+
+        Args:
+            images: the faces to edit.
+            instructions: one per image, or one for all.
+        Returns:
+            the edited faces, one per image.
+        """
+        instructions = [instructions] * len(images) if isinstance(instructions, str) else list(instructions)
+        if len(instructions) != len(images):
+            raise UserError(f"edit: {len(images)} images but {len(instructions)} instructions")
+        faces = self.encode_faces(images)
+        cond = [self._task_prompt("edit", face=f, instruction=i) for f, i in zip(faces, instructions)]
+        uncond = [self._task_prompt("edit", unconditional=True, face=f) for f in faces]
+        codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
+        return self.decode_faces(codes)
+
+    def caption(self, images: Sequence[ImageInput], max_new_tokens: int = 48, batch_size: int = 32) -> list[str]:
+        """Describe each face in words (greedy decoding)."""
+        prompts = [self._task_prompt("caption", face=f) for f in self.encode_faces(images)]
+        return self._generate_text(prompts, max_new_tokens, batch_size)
+
+    def age_distribution(self, images: Sequence[ImageInput], batch_size: int = 64) -> torch.Tensor:
+        """P(age = 0..120) for each face from ONE forward pass: (B, 121)."""
+        prompts = [self._task_prompt("age", face=f) for f in self.encode_faces(images)]
+        numbers = torch.from_numpy(self.vocab.number_token_ids).to(self.device)
+        out = []
+        for start in range(0, len(prompts), batch_size):
+            logits, _ = self._logits(prompts[start : start + batch_size])
+            out.append(logits[:, -1, numbers].softmax(-1).cpu())  # (b, 121): the first answer token
+        return torch.cat(out)
+
+    def estimate_age(self, images: Sequence[ImageInput], batch_size: int = 64) -> list[float]:
+        """Expected age under the model's distribution over age answers."""
+        probs = self.age_distribution(images, batch_size)  # (B, 121)
+        return (probs @ torch.arange(probs.shape[1], dtype=probs.dtype)).tolist()
+
+    def classify_attributes(
+        self, images: Sequence[ImageInput], names: Sequence[str] | None = None, batch_size: int = 64,
+    ) -> list[dict[str, float]]:
+        """P(attribute present) for each face, from the answer-token probabilities.
+
+        The fixed-order answer "smiling yes, eyeglasses no, ..." is teacher-forced in two passes:
+        the first with every slot "yes", the second with each slot set to the first pass's more
+        likely answer, so each slot's P(yes) / (P(yes) + P(no)) is conditioned on the model's own
+        earlier answers, as in greedy decoding, at the cost of two forward passes per batch.
+
+        Args:
+            images: the faces.
+            names: attributes to return (default: all the model was trained on).
+        Returns:
+            one {attribute: probability} per face.
+        """
+        names = list(self.attributes if names is None else names)
+        unknown = sorted(set(names) - set(self.attributes))
+        if unknown:
+            raise UserError(f"this model was not trained on attribute(s) {unknown}; it knows {self.attributes}")
+        verbalizer = self.templates.get("attributes").attributes
+        yes, no = self.vocab.token_id(verbalizer.yes), self.vocab.token_id(verbalizer.no)
+        answer = self.vocab.encode(verbalizer.render({a: True for a in self.attributes}))  # (A,) all "yes"
+        slots = np.flatnonzero(answer == yes)
+        if len(slots) != len(self.attributes):
+            raise UserError(f"the attribute answer has {len(slots)} yes-slots for {len(self.attributes)} attributes")
+        prompts = [self._task_prompt("attributes", face=f) for f in self.encode_faces(images)]
+        results: list[dict[str, float]] = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            answers = np.tile(answer, (len(chunk), 1))  # (b, A)
+            for _ in range(2):
+                rows = [np.concatenate([p, a]) for p, a in zip(chunk, answers)]
+                logits, _ = self._logits(rows)  # (b, T, V), right-aligned: the answer is the last A tokens
+                at = logits.shape[1] - len(answer) + slots - 1  # positions that predict each slot
+                pair = logits[:, at][..., [yes, no]].softmax(-1)  # (b, n_attr, 2)
+                p_yes = pair[..., 0].cpu().numpy()
+                answers[:, slots] = np.where(p_yes >= 0.5, yes, no)
+            results += [{a: float(p[self.attributes.index(a)]) for a in names} for p in p_yes]
+        return results
+
+    @torch.no_grad()
+    def caption_likelihood(self, codes: torch.Tensor, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Mean log P(text | face) per token under the caption task: (B,). Used to rerank samples."""
+        scores = []
+        for start in range(0, len(texts), batch_size):
+            rows, lengths = [], []
+            for c, t in zip(codes[start : start + batch_size], texts[start : start + batch_size]):
+                target = np.append(self.vocab.encode(t), self.vocab.eos_id)
+                rows.append(np.concatenate([self._task_prompt("caption", face=c.cpu().numpy()), target]))
+                lengths.append(len(target))
+            logits, _ = self._logits(rows)  # (b, T, V)
+            logp = logits.log_softmax(-1)
+            for i, (row, n) in enumerate(zip(rows, lengths)):
+                target = torch.from_numpy(row[-n:]).to(self.device)
+                scores.append(logp[i, -n - 1 : -1].gather(-1, target[:, None]).mean())
+        return torch.stack(scores).cpu()
+
+    def prompt(self, template: str, max_new_tokens: int = 48, **fields: Any) -> str | Image.Image:
+        """Answer any template string, e.g. "describe this face: {face}" or "to image: {text}".
+
+        `{face}` fields take an image (path, PIL, array) or a list of them; other fields text.
+        The model's first answer token decides the modality: `<boi>` starts a face (returned as a
+        PIL image), anything else text (returned as a string).
+        """
+        if "face" in fields:
+            faces = fields["face"] if isinstance(fields["face"], (list, tuple)) else [fields["face"]]
+            fields["face"] = self.encode_faces(faces)
+        sample = self.templates.render_raw(template, **fields)
+        ids = self.builder.prompt_ids(sample)
+        logits, _ = self._logits([ids])
+        first = logits[0, -1]
+        first[self.vocab.image_token_range.start :] = -float("inf")  # an answer starts with text or <boi>
+        if int(first.argmax()) == self.vocab.boi_id:
+            codes = self._generate_faces([ids], None, None, 1.0, 0, 1.0, None, 1)
+            return self.decode_faces(codes)[0]
+        return self._generate_text([ids], max_new_tokens, 1)[0]

@@ -1,0 +1,73 @@
+"""The Talk2Face API on a tiny trained model: shapes, constraints and probability semantics."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import tiny_train_args
+from talk2face.errors import UserError
+from talk2face.pipeline import Talk2Face
+from talk2face.train import main
+
+
+@pytest.fixture(scope="module")
+def talk2face(tiny_world, tmp_path_factory):
+    result = main(tiny_train_args(tiny_world, tmp_path_factory.mktemp("run")))
+    return Talk2Face.from_pretrained(result.final_dir, bf16=False)
+
+
+@pytest.fixture(scope="module")
+def faces(tiny_world):
+    return sorted((tiny_world["synface"] / "test").glob("*.png"))[:3]
+
+
+def test_text_to_face_makes_images_of_the_right_size(talk2face):
+    images = talk2face.text_to_face(["a smiling woman", "an old man"], num_samples=2, seed=0)
+    assert len(images) == 4 and all(im.size == (32, 32) for im in images)
+
+
+def test_text_to_face_is_reproducible_with_a_seed(talk2face):
+    a = talk2face.text_to_face("a man", num_samples=2, seed=3)
+    b = talk2face.text_to_face("a man", num_samples=2, seed=3)
+    assert [np.asarray(x).tobytes() for x in a] == [np.asarray(x).tobytes() for x in b]
+
+
+def test_guided_and_reranked_generation_keep_the_count(talk2face):
+    assert len(talk2face.text_to_face("a man", num_samples=2, cfg_scale=3.0, rerank=2, seed=0)) == 2
+
+
+def test_age_is_an_expectation_over_a_distribution(talk2face, faces):
+    probs = talk2face.age_distribution(faces)
+    assert probs.shape == (3, 121) and torch.allclose(probs.sum(-1), torch.ones(3), atol=1e-4)
+    ages = talk2face.estimate_age(faces)
+    assert ages == pytest.approx((probs @ torch.arange(121.0)).tolist(), rel=1e-5)
+
+
+def test_attribute_probabilities_cover_the_trained_attributes(talk2face, faces):
+    out = talk2face.classify_attributes(faces)
+    assert set(out[0]) == set(talk2face.attributes) and len(talk2face.attributes) >= 20
+    assert all(0.0 <= p <= 1.0 for d in out for p in d.values())
+    only = talk2face.classify_attributes(faces, names=["Smiling"])
+    assert list(only[0]) == ["Smiling"] and only[0]["Smiling"] == pytest.approx(out[0]["Smiling"], abs=1e-6)
+    with pytest.raises(UserError, match="not trained"):
+        talk2face.classify_attributes(faces, names=["Blurry"])
+
+
+def test_caption_and_template_prompt_return_text(talk2face, faces):
+    captions = talk2face.caption(faces, max_new_tokens=8)
+    assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
+    answer = talk2face.prompt("describe this face: {face}", face=faces[0], max_new_tokens=8)
+    assert isinstance(answer, (str, Image.Image))
+
+
+def test_edit_returns_one_face_per_input(talk2face, faces):
+    edited = talk2face.edit(faces[:2], "make her smile", seed=0)
+    assert len(edited) == 2 and edited[0].size == (32, 32)
+    again = talk2face.edit(edited, ["add glasses", "remove the glasses"], seed=0)  # chained
+    assert len(again) == 2
+
+
+def test_unknown_placeholder_is_a_user_error(talk2face):
+    with pytest.raises(UserError):
+        talk2face.prompt("describe {person}", person="x")
