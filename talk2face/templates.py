@@ -247,10 +247,12 @@ def _load_one(path: Path) -> Template:
     if "face" not in _names(target):
         pattern = data.get("parse")
         if pattern is None:  # derive from the target: literals must match, the answer is non-greedy
-            pattern = "^" + "".join(
-                re.escape(lit.strip() if i == 0 else lit) + (f"(?P<{n}>.+?)" if n else "")
-                for i, (lit, n) in enumerate(target)
-            ).rstrip() + "$"
+            parts = []
+            for i, (lit, n) in enumerate(target):
+                lit = lit.lstrip() if i == 0 else lit
+                lit = lit.rstrip() if i == len(target) - 1 and n is None else lit  # parse() strips the text
+                parts.append(re.escape(lit) + (f"(?P<{n}>.+?)" if n else ""))
+            pattern = "^" + "".join(parts) + "$"
         try:
             parse_re = re.compile(str(pattern), re.IGNORECASE | re.DOTALL)
         except re.error as err:

@@ -146,8 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from talk2face.templates import Templates
 
-    if args.vocab_size < 300:
-        raise UserError(f"--vocab-size must be at least 300 (the 242 number pieces alone need room), got {args.vocab_size}")
+    if args.vocab_size < 100:
+        raise UserError(f"--vocab-size must be at least 100 (the alphabet alone is ~70 pieces), got {args.vocab_size}")
     templates = Templates.load(args.templates)
     texts = corpus_from_sources(args.data, args.split) + templates.corpus() * TEMPLATE_REPEAT
     tok = train_text_tokenizer(texts, args.vocab_size, templates.answer_words())

@@ -146,12 +146,12 @@ def test_a_user_adds_a_paraphrase_and_a_task_without_python(tmp_path, templates)
     age = folder / "age.yaml"
     age.write_text(re.sub(r"(?m)^prompts:.*$", '\\g<0>\n  - "{face} tell me the age in years"', age.read_text(), count=1))
     (folder / "age_words.yaml").write_text(
-        'task: age_words\nrequires: [age]\nprompts: ["{face} age in years?"]\ntarget: "{age} years old"\n'
+        'task: age_words\nrequires: [age]\nprompts: ["{face} age in years?"]\ntarget: " {age} years old "\n'
     )
     mine = Templates.load(folder)
     assert len(mine.get("age").prompts) == len(templates.get("age").prompts) + 1
     sample = mine.render("age_words", make_record(), np.random.default_rng(0))
-    assert sample.target == f"{make_record().age} years old"
+    assert sample.target == f" {make_record().age} years old "
     assert mine.parse("age_words", sample.target).value == make_record().age  # parse derived from target
     assert not mine.parse("age_words", "34 years young").ok
 
