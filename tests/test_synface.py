@@ -274,7 +274,7 @@ def test_cli_writes_and_rejects_bad_input(tmp_path, capsys):
     assert sum(1 for s in ("train", "validation", "test") for _ in read_imagefolder(out, s)) == 8
     assert len(list(out.rglob("*.png"))) == 8  # the old images are gone
     for argv, word in ((["--size", "16"], "--size"), (["--size", "300"], "--size"), (["--n", "0"], "--n"),
-                       (["--edit-fraction", "1.5"], "--edit-fraction")):
+                       (["--edit-fraction", "1.5"], "--edit-fraction"), (["--workers", "-1"], "--workers")):
         assert main(["synth", "--out", str(tmp_path / "new"), *argv]) == 2
         assert word in capsys.readouterr().err
 

@@ -19,7 +19,7 @@ HELDOUT_PHRASES: dict[str, tuple[str, ...]] = {
     "Mouth_Slightly_Open": ("lips parted", "a gap between the lips"),
     "Eyeglasses": ("specs", "a pair of frames over the eyes"),
     "Wearing_Hat": ("headwear", "something covering the top of the head"),
-    "Bald": ("a shaved-looking scalp", "not a single hair on top"),
+    "Bald": ("a shaved-looking scalp", "a hairless, shiny scalp"),
     "Bangs": ("a fringe", "a fringe across the forehead"),
     "Black_Hair": ("jet-black locks", "raven locks"),
     "Blond_Hair": ("fair locks", "golden locks", "flaxen locks"),

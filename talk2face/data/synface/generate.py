@@ -136,9 +136,12 @@ def _worker(args: tuple[_Job, int, bool]) -> list[tuple[str, str]]:
     return _render_identity(*args)
 
 
-def _check_args(n: int, size: int, out_dir: Path, overwrite: bool, edit_fraction: float) -> None:
+def _check_args(n: int, size: int, out_dir: Path, overwrite: bool, edit_fraction: float,
+                workers: int | None) -> None:
     if not 0.0 <= edit_fraction <= 1.0:
         raise UserError(f"--edit-fraction must be between 0 and 1, got {edit_fraction!r}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
     if not isinstance(n, int) or n < 1:
         raise UserError(f"--n must be a positive number of images, got {n!r}")
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
@@ -167,7 +170,7 @@ def generate(n: int, size: int = 64, seed: int = 0, out_dir: str | Path = "data/
         number of images per split, e.g. {"train": 180, "validation": 10, "test": 10}.
     """
     out = Path(out_dir)
-    _check_args(n, size, out, overwrite, edit_fraction)
+    _check_args(n, size, out, overwrite, edit_fraction, workers)
     for split in SPLITS:
         shutil.rmtree(out / split, ignore_errors=True)
         (out / split).mkdir(parents=True)
@@ -196,5 +199,7 @@ def _results(tasks: list[tuple[_Job, int, bool]], workers: int) -> Iterator[list
     if workers <= 1:
         yield from map(_worker, tasks)
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    # fork starts workers in milliseconds; where it does not exist (Windows) spawn works the same
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(workers) as pool:
         yield from pool.imap(_worker, tasks, chunksize=32)
