@@ -1,7 +1,8 @@
 """The `talk2face` command.
 
 Each subcommand lives next to the code it drives, as a module that defines
-`add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their subcommand
+`add_arguments(parser)` and `run(args) -> int` ("module"), or as such a pair bundled in an object
+of a module ("module:object", for the prompting commands that share one module). Modules are imported only when their subcommand
 runs, so `talk2face --help` stays fast and inference commands need no training extras.
 User mistakes (`UserError`) print one line and exit 2; never a traceback.
 """
@@ -14,12 +15,25 @@ import sys
 
 from talk2face.errors import UserError
 
-# subcommand -> (module, one-line help)
+# subcommand -> (module[:object], one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("talk2face.data.synface.cli", "render the SynFace data set"),
     "data": ("talk2face.data.inspect", "inspect a data source: counts per split and label"),
     "tokenize": ("talk2face.data.pretokenize", "VQ-encode every image of a source once, to Arrow"),
+    "generate": ("talk2face.commands:generate", "text to face: generate faces from a description"),
+    "caption": ("talk2face.commands:caption", "describe faces in words"),
+    "age": ("talk2face.commands:age", "estimate the age of faces"),
+    "attributes": ("talk2face.commands:attributes", "classify the CelebA attributes of faces"),
+    "edit": ("talk2face.commands:edit", "edit a face by an instruction"),
+    "prompt": ("talk2face.commands:prompt", "answer any template string, e.g. 'to caption: {face}'"),
 }
+
+
+def load_command(target: str):
+    """Import "module" or "module:object": something with add_arguments(parser) and run(args)."""
+    module, _, attr = target.partition(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, attr) if attr else mod
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -29,7 +43,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
         if name == wanted:  # import only the module that runs
-            mod = importlib.import_module(module)
+            mod = load_command(module)
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
     return parser

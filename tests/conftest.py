@@ -43,3 +43,11 @@ def tiny_train_args(world: dict[str, Path], out: Path, *extra: str) -> list[str]
         f"--output_dir={out}",
         *extra,
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_world, tmp_path_factory) -> Path:
+    """A tiny decoder trained for a few steps on the tiny world: its final checkpoint folder."""
+    from talk2face.train import main
+
+    return main(tiny_train_args(tiny_world, tmp_path_factory.mktemp("tiny_run"))).final_dir

@@ -5,16 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_train_args
 from talk2face.errors import UserError
 from talk2face.pipeline import Talk2Face
-from talk2face.train import main
 
 
 @pytest.fixture(scope="module")
-def talk2face(tiny_world, tmp_path_factory):
-    result = main(tiny_train_args(tiny_world, tmp_path_factory.mktemp("run")))
-    return Talk2Face.from_pretrained(result.final_dir, bf16=False)
+def talk2face(tiny_model):
+    return Talk2Face.from_pretrained(tiny_model, bf16=False)
 
 
 @pytest.fixture(scope="module")

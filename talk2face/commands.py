@@ -1,0 +1,149 @@
+"""The prompting commands of the `talk2face` CLI: generate, caption, age, attributes, edit, prompt.
+
+All take `--model DIR` (default: runs/synface-small/final) and `--json` for machine-readable
+output; a user mistake (missing model, unreadable image, unknown placeholder) prints one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from talk2face.errors import UserError
+
+DEFAULT_MODEL = "runs/synface-small/final"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its arguments and what it does."""
+
+    add_task_arguments: Callable[[argparse.ArgumentParser], None]
+    run_task: Callable[[Any, argparse.Namespace], Any]  # (Talk2Face, args) -> JSON-able result
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", default=DEFAULT_MODEL, help="a trained model folder (talk2face.train's final/)")
+        parser.add_argument("--device", default="cpu", help="cpu or cuda")
+        parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+        self.add_task_arguments(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from transformers.utils import logging as hf_logging
+
+        from talk2face.pipeline import Talk2Face  # heavy imports only once a command runs
+
+        hf_logging.disable_progress_bar()  # the CLI prints answers, not weight-loading bars
+        result = self.run_task(Talk2Face.from_pretrained(args.model, device=args.device), args)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            for item in result if isinstance(result, list) else [result]:
+                print(item if isinstance(item, str) else "  ".join(f"{k}: {v}" for k, v in item.items()))
+        return 0
+
+
+def _images(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", help="face images (any size; centre-cropped and resized as in training)")
+
+
+def _save_grid(images: list, out: str, columns: int) -> str:
+    """Save one image as is, or several as a grid; returns the path written."""
+    from PIL import Image
+
+    if not out:
+        raise UserError("--out is required: where to write the picture")
+    size = images[0].size
+    columns = min(columns, len(images))
+    rows = math.ceil(len(images) / columns)
+    grid = Image.new("RGB", (columns * size[0], rows * size[1]), "white")
+    for i, im in enumerate(images):
+        grid.paste(im, ((i % columns) * size[0], (i // columns) * size[1]))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    return out
+
+
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", help='a description, e.g. "a smiling old man with glasses"')
+    parser.add_argument("-n", "--num-samples", type=int, default=8)
+    parser.add_argument("--out", default="grid.png", help="PNG to write (a grid when -n > 1)")
+    parser.add_argument("--cfg-scale", type=float, default=3.0, help="classifier-free guidance (1 = off)")
+    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--rerank", type=int, default=1, help="candidates per kept face, ranked by caption likelihood")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _generate(model, args: argparse.Namespace) -> dict[str, Any]:
+    if args.num_samples < 1:
+        raise UserError("-n must be at least 1")
+    images = model.text_to_face(
+        args.text, num_samples=args.num_samples, cfg_scale=args.cfg_scale, top_k=args.top_k, top_p=args.top_p,
+        temperature=args.temperature, seed=args.seed, rerank=args.rerank,
+    )
+    return {"out": _save_grid(images, args.out, columns=8), "faces": len(images)}
+
+
+def _caption(model, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [{"image": p, "caption": c} for p, c in zip(args.images, model.caption(args.images))]
+
+
+def _age(model, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [{"image": p, "age": round(a, 1)} for p, a in zip(args.images, model.estimate_age(args.images))]
+
+
+def _attributes_arguments(parser: argparse.ArgumentParser) -> None:
+    _images(parser)
+    parser.add_argument("--names", nargs="*", help="CelebA attribute names to report (default: all the model knows)")
+
+
+def _attributes(model, args: argparse.Namespace) -> list[dict[str, Any]]:
+    out = model.classify_attributes(args.images, names=args.names)
+    return [{"image": p, **{k: round(v, 3) for k, v in probs.items()}} for p, probs in zip(args.images, out)]
+
+
+def _edit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help="the face to edit")
+    parser.add_argument("instructions", nargs="+", help='one or more instructions, applied in turn ("make him smile")')
+    parser.add_argument("--out", default="edited.png", help="PNG of the final result")
+    parser.add_argument("--cfg-scale", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _edit(model, args: argparse.Namespace) -> dict[str, Any]:
+    face: Any = args.image
+    for instruction in args.instructions:  # chained edits: each result is the next source
+        face = model.edit([face], instruction, cfg_scale=args.cfg_scale, seed=args.seed)[0]
+    return {"out": _save_grid([face], args.out, columns=1), "instructions": args.instructions}
+
+
+def _prompt_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("template", help='a template string, e.g. "to caption: {face}" or "to image: {text}"')
+    parser.add_argument("--face", action="append", default=[], help="image for {face} (repeat for several)")
+    parser.add_argument("--text", help="text for {text}")
+    parser.add_argument("--instruction", help="text for {instruction}")
+    parser.add_argument("--out", default="answer.png", help="where a face answer is written")
+
+
+def _prompt(model, args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {k: v for k, v in (("text", args.text), ("instruction", args.instruction)) if v is not None}
+    if args.face:
+        fields["face"] = args.face if len(args.face) > 1 else args.face[0]
+    answer = model.prompt(args.template, **fields)
+    if isinstance(answer, str):
+        return {"answer": answer}
+    return {"out": _save_grid([answer], args.out, columns=1)}
+
+
+generate = Command(_generate_arguments, _generate)
+caption = Command(_images, _caption)
+age = Command(_images, _age)
+attributes = Command(_attributes_arguments, _attributes)
+edit = Command(_edit_arguments, _edit)
+prompt = Command(_prompt_arguments, _prompt)

@@ -1,0 +1,57 @@
+"""The prompting CLI: JSON answers, pictures written, one-line errors for user mistakes."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from talk2face.cli import main
+
+
+@pytest.fixture(scope="module")
+def face(tiny_world):
+    return str(sorted((tiny_world["synface"] / "test").glob("*.png"))[0])
+
+
+def run_json(capsys, *argv):
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_generate_writes_a_grid(tiny_model, tmp_path, capsys):
+    out = run_json(capsys, "generate", "a smiling old man with glasses", "-n", "3", "--out", str(tmp_path / "g.png"),
+                   "--model", str(tiny_model))
+    assert out["faces"] == 3 and Image.open(tmp_path / "g.png").size == (3 * 32, 32)
+
+
+def test_analysis_commands_answer_per_image(tiny_model, face, capsys):
+    assert run_json(capsys, "caption", face, face, "--model", str(tiny_model))[1]["image"] == face
+    assert 0 <= run_json(capsys, "age", face, "--model", str(tiny_model))[0]["age"] <= 120
+    probs = run_json(capsys, "attributes", face, "--names", "Smiling", "Male", "--model", str(tiny_model))[0]
+    assert set(probs) == {"image", "Smiling", "Male"}
+
+
+def test_edit_chains_instructions(tiny_model, face, tmp_path, capsys):
+    out = run_json(capsys, "edit", face, "make her smile", "add glasses", "--out", str(tmp_path / "e.png"),
+                   "--model", str(tiny_model))
+    assert out["instructions"] == ["make her smile", "add glasses"] and (tmp_path / "e.png").exists()
+
+
+def test_prompt_with_a_template_string(tiny_model, face, capsys, tmp_path):
+    out = run_json(capsys, "prompt", "to caption: {face}", "--face", face, "--out", str(tmp_path / "a.png"),
+                   "--model", str(tiny_model))
+    assert "answer" in out or (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["caption", "missing.png"], "image not found"),
+    (["age", "{face}", "--model", "/nonexistent"], "model folder not found"),
+    (["prompt", "describe {person}", "--model", "MODEL"], "person"),
+])
+def test_user_mistakes_exit_2_with_one_line(tiny_model, capsys, argv, message):
+    argv = [str(tiny_model) if a == "MODEL" else a for a in argv]
+    if "--model" not in argv:
+        argv += ["--model", str(tiny_model)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
