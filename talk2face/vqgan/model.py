@@ -241,19 +241,20 @@ class VQGAN(nn.Module):
         return model.to(device).eval()
 
     @classmethod
-    def from_taming(cls, ckpt_path: str | Path, yaml_path: str | Path | None = None) -> VQGAN:
+    def from_taming(cls, ckpt_path: str | Path, yaml_path: str | Path | None = None, image_size: int = 256) -> VQGAN:
         """Load an official taming-transformers checkpoint (VQGAN or Net2NetTransformer `.ckpt`).
 
         Args:
             ckpt_path: the `.ckpt` file.
             yaml_path: its `configs/*-project.yaml`; without it the architecture is read off the
-                weights' shapes (image_size then 256, taming's face models).
+                weights' shapes.
+            image_size: the input side when there is no yaml (256 for taming's face models).
         Returns:
             the model in eval mode, on the CPU.
         """
         from talk2face.vqgan.taming_checkpoint import load_taming
 
-        config, state = load_taming(ckpt_path, yaml_path)
+        config, state = load_taming(ckpt_path, yaml_path, image_size)
         model = cls(config)
         load_checked(model, state, str(ckpt_path))
         return model.eval()

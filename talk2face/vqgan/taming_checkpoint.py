@@ -145,12 +145,15 @@ def config_from_state(state: dict[str, torch.Tensor], image_size: int = 256) -> 
     )
 
 
-def load_taming(ckpt_path: str | Path, yaml_path: str | Path | None = None) -> tuple[VQGANConfig, dict[str, torch.Tensor]]:
+def load_taming(
+    ckpt_path: str | Path, yaml_path: str | Path | None = None, image_size: int = 256
+) -> tuple[VQGANConfig, dict[str, torch.Tensor]]:
     """Config and VQGAN state dict of an official taming checkpoint.
 
     Args:
         ckpt_path: a VQGAN or Net2NetTransformer `.ckpt`.
         yaml_path: its project yaml, or None to infer the architecture from the weights.
+        image_size: the input side, used only without a yaml.
     Returns:
         (config, state dict with taming's key names, `loss.*` dropped).
     """
@@ -158,6 +161,6 @@ def load_taming(ckpt_path: str | Path, yaml_path: str | Path | None = None) -> t
     if yaml_path is not None:
         return config_from_yaml(yaml_path), state
     try:
-        return config_from_state(state), state
+        return config_from_state(state, image_size), state
     except KeyError as err:
         raise UserError(f"{ckpt_path}: cannot infer the VQGAN architecture, key {err} missing; pass its yaml") from None

@@ -1,0 +1,339 @@
+"""Train the image tokenizer.
+
+    python -m talk2face.vqgan.train experiments/vqgan-synface.yaml [--optim.lr=1e-3 ...]
+    accelerate launch -m talk2face.vqgan.train experiments/vqgan-synface.yaml
+
+Losses: L1 + L2 reconstruction, VQ codebook + commitment, and optionally a PatchGAN
+discriminator (taming's NLayerDiscriminator, hinge loss, adaptive weight as in taming / Esser et
+al. 2021) after a warm-up. A perceptual (LPIPS) loss is not included: it needs VGG weights that
+cannot be had offline here.
+
+Codebook usage: l2-normalised codes (the preset's `l2_codes`) plus dead-code restarts: every
+`restart_every` steps, each code no batch picked since the last restart is moved onto a latent
+drawn from recent encoder outputs (the k-means-style remedy of Dhariwal et al. 2020 / Zeghidour et
+al. 2021), until `restart_until` of the run, so the last stretch trains a stable codebook.
+
+Resuming: `<output_dir>/last` (weights, optimiser states, step) is written every `save_every`
+steps; rerunning the same command continues from it. Batches are a pure function of (seed,
+step), so a resumed run sees the same data order. The result is `<output_dir>/final`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import broadcast, set_seed
+from safetensors.torch import load_file, save_file
+from taming.modules.discriminator.model import NLayerDiscriminator, weights_init
+from tqdm.auto import tqdm
+
+from talk2face.config import from_dict, load_config, to_dict
+from talk2face.errors import UserError
+from talk2face.vqgan.metrics import evaluate_reconstruction, load_split_pixels, psnr, to_float
+from talk2face.vqgan.model import VQGAN, VQGAN_PRESETS, VQGANConfig
+
+
+@dataclass
+class DataConfig:
+    path: str = "data/synface"  # a data source (folder or source YAML, see open_source)
+    train_split: str = "train"
+    eval_split: str = "test"  # PSNR and usage are reported on this split
+    max_train_images: int = 0  # 0 = the whole split
+    max_eval_images: int = 1000  # enough for stable PSNR/usage, a few seconds to evaluate
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 2000  # optimiser steps
+    batch_size: int = 32  # images per step (over all processes)
+    lr: float = 2e-3  # peak learning rate (Adam); small fast models take a high one
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    warmup_steps: int = 50  # linear warm-up, then cosine decay
+    min_lr_ratio: float = 0.05  # the cosine ends at lr * min_lr_ratio
+    grad_clip: float = 1.0  # max gradient norm (0 = off)
+
+
+@dataclass
+class LossConfig:
+    l1: float = 1.0  # weight of |x - x_rec|
+    l2: float = 1.0  # weight of (x - x_rec)^2
+    codebook: float = 1.0  # weight of the VQ codebook + commitment loss
+    disc_weight: float = 0.0  # 0 = no discriminator; taming uses 0.8 at 256px
+    disc_start: int = 1000  # step at which the discriminator starts
+    disc_ndf: int = 32  # discriminator base channels
+    disc_layers: int = 2  # discriminator depth (3 = taming's, for 256px)
+
+
+@dataclass
+class VQGANTrainConfig:
+    preset: str = "synface-64"  # a key of VQGAN_PRESETS
+    model: dict[str, Any] = field(default_factory=dict)  # fields of VQGANConfig overriding the preset
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    restart_every: int = 25  # steps between dead-code restarts (0 = never)
+    restart_until: float = 0.8  # fraction of the run after which codes are no longer restarted
+    seed: int = 0
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (bf16 convs are slower on a CPU: measured)
+    output_dir: str = "runs/vqgan-synface"
+    eval_every: int = 500  # steps between PSNR/usage evaluations on the eval split
+    save_every: int = 500  # steps between resumable checkpoints in <output_dir>/last
+    resume: bool = True  # continue from <output_dir>/last when it exists
+
+
+def model_config(cfg: VQGANTrainConfig) -> VQGANConfig:
+    """The preset with `cfg.model` applied; unknown field names are an error."""
+    if cfg.preset not in VQGAN_PRESETS:
+        raise UserError(f"preset {cfg.preset!r} is not one of {sorted(VQGAN_PRESETS)}")
+    merged = {**to_dict(VQGAN_PRESETS[cfg.preset]), **cfg.model, "preset": cfg.preset if not cfg.model else ""}
+    return from_dict(VQGANConfig, merged, "model")
+
+
+def lr_at(step: int, optim: OptimConfig) -> float:
+    """Linear warm-up to `lr`, then cosine decay to `lr * min_lr_ratio`."""
+    if step < optim.warmup_steps:
+        return optim.lr * (step + 1) / optim.warmup_steps
+    progress = (step - optim.warmup_steps) / max(1, optim.steps - optim.warmup_steps)
+    return optim.lr * (optim.min_lr_ratio + (1 - optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Indices of the images of `step`: consecutive slices of one shuffled order per epoch."""
+    start = step * batch_size
+    out = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        out += order[offset:offset + batch_size - len(out)].tolist()
+    return torch.tensor(out)
+
+
+def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss (taming's `hinge_d_loss`) on patch logits."""
+    return 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
+
+
+def adaptive_gan_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor) -> torch.Tensor:
+    """Balance the GAN gradient against the reconstruction gradient at the decoder's last layer
+    (Esser et al. 2021, "Taming Transformers", eq. 7)."""
+    rec_grad = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    g_grad = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+    return (rec_grad.norm() / (g_grad.norm() + 1e-4)).clamp(0.0, 1e4).detach()
+
+
+@torch.no_grad()
+def restart_dead_codes(vq: VQGAN, optimizer: torch.optim.Optimizer, counts: torch.Tensor,
+                       recent: torch.Tensor, generator: torch.Generator) -> int:
+    """Move every code with a zero count onto a random recent latent; reset its Adam moments.
+
+    Args:
+        vq: the (unwrapped) model.
+        optimizer: its optimiser (the rows' moments would otherwise drag them back).
+        counts: (K,) how often each code was picked since the last restart (all processes).
+        recent: (M, D) recent encoder latents.
+        generator: picks the latents (seeded per step, so the same on every process).
+    Returns:
+        the number of codes restarted.
+    """
+    dead = (counts == 0).nonzero().flatten()  # (n_dead,)
+    if len(dead) == 0 or len(recent) == 0:
+        return 0
+    weight = vq.quantize.embedding.weight  # (K, D)
+    pick = torch.randint(len(recent), (len(dead),), generator=generator)
+    new = recent[pick].to(weight) + 0.01 * recent.std() * torch.randn(len(dead), weight.shape[1], generator=generator).to(weight)
+    weight[dead] = F.normalize(new, dim=1) if vq.config.l2_codes else new
+    for moment in optimizer.state.get(weight, {}).values():  # Adam's exp_avg, exp_avg_sq
+        if torch.is_tensor(moment) and moment.shape == weight.shape:
+            moment[dead] = 0
+    return len(dead)
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Optimiser state as safetensors (tensors) + JSON (the rest): no pickles."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, state in sd["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{name}"] = value.contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    save_file(tensors, str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps({"param_groups": sd["param_groups"], "scalars": scalars}))
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Inverse of `save_optimizer`."""
+    meta = json.loads(path.with_suffix(".json").read_text())
+    state: dict[int, dict[str, Any]] = {}
+    items = list(load_file(str(path.with_suffix(".safetensors"))).items()) + list(meta["scalars"].items())
+    for key, value in items:
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train as `argv` (CONFIG [--key=value ...]) says; returns the final metrics."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("--"):
+        raise UserError("usage: python -m talk2face.vqgan.train CONFIG.yaml [--key=value ...]")
+    cfg = load_config(VQGANTrainConfig, argv[0], argv[1:])
+    return train(cfg)
+
+
+def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
+    """Run (or resume) the training described by `cfg`; returns the final metrics."""
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    set_seed(cfg.seed)
+    mcfg = model_config(cfg)
+    out_dir = Path(cfg.output_dir)
+    last_dir = out_dir / "last"
+    vq = VQGAN(mcfg)
+    per_process = cfg.optim.batch_size // accelerator.num_processes
+    if per_process < 1:
+        raise UserError(f"optim.batch_size {cfg.optim.batch_size} < {accelerator.num_processes} processes")
+
+    started = time.perf_counter()
+    train_pixels = load_split_pixels(cfg.data.path, cfg.data.train_split, mcfg.image_size, cfg.data.max_train_images)
+    eval_pixels = load_split_pixels(cfg.data.path, cfg.data.eval_split, mcfg.image_size, cfg.data.max_eval_images)
+    load_s = time.perf_counter() - started
+
+    optimizer = torch.optim.Adam(vq.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+    use_disc = cfg.loss.disc_weight > 0
+    disc = d_optimizer = None
+    if use_disc:
+        disc = NLayerDiscriminator(input_nc=3, ndf=cfg.loss.disc_ndf, n_layers=cfg.loss.disc_layers).apply(weights_init)
+        d_optimizer = torch.optim.Adam(disc.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+
+    step, counts, history = 0, torch.zeros(mcfg.n_codes, dtype=torch.long), []
+    if cfg.resume and (last_dir / "trainer_state.json").exists():
+        state = json.loads((last_dir / "trainer_state.json").read_text())
+        if state["model"] != to_dict(mcfg):
+            raise UserError(f"{last_dir} was trained with another model config; delete it or set --resume=false")
+        vq.load_state_dict(load_file(str(last_dir / "model.safetensors")))
+        load_optimizer(optimizer, last_dir / "optimizer")
+        if use_disc:
+            disc.load_state_dict(load_file(str(last_dir / "discriminator.safetensors")))
+            load_optimizer(d_optimizer, last_dir / "d_optimizer")
+        step, counts, history = state["step"], torch.tensor(state["counts"]), state["history"]
+        accelerator.print(f"resumed from {last_dir} at step {step}")
+
+    vq, optimizer = accelerator.prepare(vq, optimizer)
+    if use_disc:
+        disc, d_optimizer = accelerator.prepare(disc, d_optimizer)
+    core = accelerator.unwrap_model(vq)
+    recent: list[torch.Tensor] = []  # latents of the last few batches, for restarts
+    restart_stop = int(cfg.restart_until * cfg.optim.steps)
+
+    def save(directory: Path) -> None:
+        """Write the resumable state atomically (temp folder, then rename)."""
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        core.save_pretrained(tmp)
+        save_optimizer(optimizer, tmp / "optimizer")
+        if use_disc:
+            save_file(accelerator.unwrap_model(disc).state_dict(), str(tmp / "discriminator.safetensors"))
+            save_optimizer(d_optimizer, tmp / "d_optimizer")
+        (tmp / "trainer_state.json").write_text(json.dumps(
+            {"step": step, "counts": counts.tolist(), "history": history, "model": to_dict(mcfg), "config": to_dict(cfg)}))
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+
+    def evaluate() -> dict[str, Any]:
+        metrics = evaluate_reconstruction(core, eval_pixels)
+        history.append({"step": step, **metrics})
+        return metrics
+
+    loop_start = time.perf_counter()
+    progress = tqdm(total=cfg.optim.steps, initial=step, desc="vqgan", unit="step",
+                    disable=not accelerator.is_main_process)
+    metrics: dict[str, Any] = {}
+    while step < cfg.optim.steps:
+        lr = lr_at(step, cfg.optim)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = batch_indices(step, len(train_pixels), cfg.optim.batch_size, cfg.seed)
+        idx = idx[accelerator.process_index::accelerator.num_processes][:per_process]
+        images = to_float(train_pixels[idx]).to(accelerator.device)  # (b, 3, S, S)
+
+        with accelerator.autocast():
+            recon, vq_loss, codes, z = vq(images)  # (b,3,S,S), (), (b, h*w), (b, D, h, w)
+            recon = recon.float()
+            rec_loss = cfg.loss.l1 * (recon - images).abs().mean() + cfg.loss.l2 * (recon - images).pow(2).mean()
+            loss = rec_loss + cfg.loss.codebook * vq_loss
+            gan_on = use_disc and step >= cfg.loss.disc_start
+            if gan_on:
+                g_loss = -disc(recon).mean()
+                weight = adaptive_gan_weight(rec_loss, g_loss, core.decoder.conv_out.weight)
+                loss = loss + cfg.loss.disc_weight * weight * g_loss
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if cfg.optim.grad_clip:
+            accelerator.clip_grad_norm_(vq.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        if mcfg.l2_codes:
+            core.normalize_codebook()
+
+        if gan_on:
+            for group in d_optimizer.param_groups:
+                group["lr"] = lr
+            with accelerator.autocast():
+                d_loss = hinge_d_loss(disc(images), disc(recon.detach()))
+            d_optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(d_loss)
+            d_optimizer.step()
+
+        counts += accelerator.reduce(torch.bincount(codes.flatten(), minlength=mcfg.n_codes), "sum").cpu()
+        recent = (recent + [z.detach().float().permute(0, 2, 3, 1).reshape(-1, z.shape[1]).cpu()])[-8:]
+        step += 1
+        restarted = 0
+        if cfg.restart_every and step % cfg.restart_every == 0 and step <= restart_stop:
+            restarted = restart_dead_codes(core, optimizer, counts, torch.cat(recent), torch.Generator().manual_seed(cfg.seed + step))
+            if accelerator.num_processes > 1:
+                broadcast(core.quantize.embedding.weight.data, from_process=0)
+            counts.zero_()
+        elif cfg.restart_every and step % cfg.restart_every == 0:
+            counts.zero_()
+
+        progress.update(1)
+        postfix = {"loss": f"{loss.item():.4f}", "psnr": f"{psnr(recon.detach(), images).mean().item():.2f}"}
+        if restarted:
+            postfix["restarted"] = restarted
+        if step % cfg.eval_every == 0 or step == cfg.optim.steps:
+            metrics = evaluate()
+            postfix.update(eval_psnr=f"{metrics['psnr']:.2f}", usage=f"{metrics['usage']:.0%}")
+            accelerator.print(f"\nstep {step}: eval psnr {metrics['psnr']:.2f} dB, usage {metrics['usage']:.1%}, "
+                              f"perplexity {metrics['perplexity']:.0f}", flush=True)
+        progress.set_postfix(postfix, refresh=False)
+        if accelerator.is_main_process and (step % cfg.save_every == 0 or step == cfg.optim.steps):
+            save(last_dir)
+    progress.close()
+
+    if not metrics:
+        metrics = evaluate()
+    result = {**metrics, "steps": step, "train_seconds": time.perf_counter() - loop_start, "load_seconds": load_s,
+              "eval_split": cfg.data.eval_split, "eval_images": len(eval_pixels), "history": history}
+    if accelerator.is_main_process:
+        core.save_pretrained(out_dir / "final")
+        (out_dir / "final" / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    accelerator.print(json.dumps({k: v for k, v in result.items() if k != "history"}))
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as err:
+        print(f"talk2face.vqgan.train: error: {err}", file=sys.stderr)
+        sys.exit(2)
