@@ -25,9 +25,17 @@ class ConfigError(UserError, ValueError):
     """A config file or override that does not match its dataclass."""
 
 
+class RawOverride(str):
+    """A command-line value, parsed as YAML only where the field is not a string (so `--x=no` stays "no")."""
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Turn a YAML/CLI value into the type the dataclass field declares."""
     origin = typing.get_origin(hint)
+    if isinstance(value, RawOverride):
+        if hint is str or (origin in (typing.Union, types.UnionType) and str in typing.get_args(hint) and value != "null"):
+            return str(value)
+        value = yaml.safe_load(value) if value else ""
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping for {hint.__name__}, got {value!r}")
@@ -62,6 +70,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if hint is int and isinstance(value, float) and number != value:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return number
+    if hint is str and isinstance(value, bool):
+        # YAML 1.1 reads bare yes/no/on/off as booleans
+        raise ConfigError(f"{where}: expected a string, got the boolean {value!r}; quote it (e.g. \"no\")")
     if hint is str and value is not None:
         return str(value)
     return value
@@ -89,7 +100,7 @@ def parse_overrides(argv: list[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw) if raw else ""
+        node[leaf] = RawOverride(raw)
     return nested
 
 
