@@ -1,0 +1,134 @@
+"""`talk2face tokenize`: schema, codes equal to encoding on the fly, odd images, resuming, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import talk2face.data.pretokenize as pretok
+from talk2face.cli import main as cli_main
+from talk2face.data.images import load_images
+from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
+from talk2face.errors import UserError
+from talk2face.vqgan import VQGAN, VQGANConfig
+
+
+def write_source(root: Path, n_train: int = 7, n_test: int = 3) -> Path:
+    """An imagefolder with labels, edits (sources relative to the root, as SynFace writes them), and
+    images that are not 16x16 RGB (grey, RGBA, 40x30)."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        (root / split).mkdir(parents=True)
+        lines = []
+        for i in range(n):
+            pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            image = Image.fromarray(pixels)
+            if i == 1:
+                image = image.convert("L")
+            elif i == 2:
+                image = image.convert("RGBA")
+            elif i == 3:
+                image = image.resize((40, 30))
+            image.save(root / split / f"{i}.png")
+            edit = EditInfo(source=f"{split}/{(i + 1) % n}.png", instructions=["make them smile"], attribute="Smiling",
+                            value=True) if i % 3 == 0 else None
+            record = FaceRecord(
+                image=f"{i}.png", id=f"{split}-{i}", split=split, source="toy", age=20 + i if i % 2 else None,
+                attributes={"Smiling": i % 2 == 0, "Male": True} if i != 4 else None,
+                captions=[f"face {i}", "a face"], caption_attributes=[["Smiling"], []], identity=f"p{i}" if i else None,
+                edit=edit,
+            )
+            lines.append(json.dumps(record.to_json()))
+        (root / split / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def setup(tmp_path):
+    torch.manual_seed(0)
+    vq = VQGAN(VQGANConfig(image_size=16, ch=32, ch_mult=[1, 2], num_res_blocks=1, z_channels=8, n_codes=300,
+                           embed_dim=4, legacy=False))
+    with torch.no_grad():
+        vq.quantize.embedding.weight.normal_()
+    vq.save_pretrained(tmp_path / "vq")
+    return tmp_path / "vq", write_source(tmp_path / "src"), tmp_path
+
+
+def test_tokenize_schema_codes_and_records(setup):
+    vq_dir, src, tmp = setup
+    meta = pretok.tokenize(vq_dir, src, tmp / "out", batch_size=4, shard_size=3)
+    assert meta["counts"] == {"train": 7, "test": 3} and meta["grid_size"] == [8, 8] and meta["n_codes"] == 300
+    data, meta2 = pretok.load_tokenized(tmp / "out")
+    assert meta2 == meta and data["train"].features == pretok.FEATURES
+    vq = VQGAN.from_pretrained(vq_dir)
+    expected = vq.encode(load_images([src / "train" / f"{i}.png" for i in range(7)], 16)).numpy()
+    assert str(data["train"].data.schema.field("codes").type) == "list<item: uint16>"  # on disk
+    assert np.array_equal(np.array(data["train"]["codes"]), expected)
+
+    rec = pretok.row_to_record(data["train"][0], split="train")
+    assert rec.id == "train-0" and rec.identity is None and rec.age is None and rec.source == "toy"
+    assert rec.image.dtype == np.uint16 and np.array_equal(rec.image, expected[0])
+    assert rec.attributes == {"Smiling": True, "Male": True}
+    assert rec.captions == ["face 0", "a face"] and rec.caption_attributes == [["Smiling"], []]
+    assert rec.edit.attribute == "Smiling" and rec.edit.value is True and rec.edit.instructions == ["make them smile"]
+    assert np.array_equal(rec.edit.source, expected[1])  # the edit source is train/1.png
+
+    row = data["train"][4]  # no attributes, no edit, age 24
+    assert row["attributes"] == [-1] * len(ATTRIBUTES) and row["edit_source_codes"] == [] and row["edit_attribute"] == ""
+    rec = pretok.row_to_record(row)
+    assert rec.attributes is None and rec.edit is None and rec.age is None and rec.identity == "p4"
+    assert pretok.row_to_record(data["train"][5]).age == 25
+
+
+def test_tokenize_resumes_after_interruption(setup, monkeypatch):
+    vq_dir, src, tmp = setup
+    pretok.tokenize(vq_dir, src, tmp / "straight", batch_size=2, shard_size=3)
+    real = pretok.encode_records
+    calls = []
+
+    def interrupted(*args):
+        calls.append(len(args[2]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(pretok, "encode_records", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    assert not (tmp / "out").exists() and (tmp / "out.partial" / "train" / "shard-00000").exists()
+    calls.clear()
+    monkeypatch.setattr(pretok, "encode_records", lambda *a: calls.append(len(a[2])) or real(*a))
+    pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    assert calls == [3, 1, 3]  # train shards 2 and 3, test shard 1: shard 1 was not redone
+    assert not (tmp / "out.partial").exists()
+    a, _ = pretok.load_tokenized(tmp / "straight")
+    b, _ = pretok.load_tokenized(tmp / "out")
+    for split in ("train", "test"):
+        assert a[split].to_list() == b[split].to_list()
+
+
+def test_tokenize_errors(setup):
+    vq_dir, src, tmp = setup
+    (src / "train" / "5.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match=r"train/5\.png"):
+        pretok.tokenize(vq_dir, src, tmp / "out", shard_size=100)
+    with pytest.raises(UserError, match="other settings"):
+        pretok.tokenize(vq_dir, src, tmp / "out", shard_size=50)
+    (tmp / "exists").mkdir()
+    with pytest.raises(UserError, match="already exists"):
+        pretok.tokenize(vq_dir, src, tmp / "exists")
+    with pytest.raises(UserError, match="not a tokenized data folder"):
+        pretok.load_tokenized(tmp / "exists")
+
+
+def test_cli(setup, capsys):
+    vq_dir, src, tmp = setup
+    assert cli_main(["tokenize", "--vqgan", str(vq_dir), "--data", str(src), "--out", str(tmp / "o"), "--batch-size", "5"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["counts"] == {"train": 7, "test": 3}
+    assert cli_main(["tokenize", "--vqgan", str(tmp / "nope"), "--data", str(src), "--out", str(tmp / "o2")]) == 2
+    assert "not a VQGAN folder" in capsys.readouterr().err
