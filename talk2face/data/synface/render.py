@@ -64,7 +64,7 @@ def skin_color(params: FaceParams) -> RGB:
     base = base + np.array([8, 0, -8]) * ident.skin_warmth
     grey = base.mean()
     base = base + (grey - base) * 0.25 * np.clip((params.age - 40) / 50, 0, 1)  # dulls with age
-    return _mix(base, base, 0)
+    return _mix(base, base, 0.0)  # rounds and clips to a uint8 colour
 
 
 def hair_color(params: FaceParams) -> RGB | None:
@@ -279,27 +279,31 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
     if a["Goatee"]:
         c.ellipse(cx, mouth_y + hh * 0.24, hw * 0.26, hh * 0.2, fill=beard_c)
     # nose: a child's is small; Big_Nose is wider and longer
-    big = 1.8 if a["Big_Nose"] else 1.0
+    big = 2.0 if a["Big_Nose"] else 1.0
     nose_w = hw * 0.14 * big * (1 - 0.3 * child)
-    nose_l = hh * 0.25 * (1.3 if a["Big_Nose"] else 1.0) * (1 - 0.4 * child)
-    c.line([(cx + nose_w * 0.2, nose_y - nose_l), (cx + nose_w * 0.45, nose_y)], line_c, 0.008)
-    c.ellipse(cx, nose_y, nose_w, nose_w * 0.6, fill=skin_dark)
+    nose_l = hh * 0.25 * (1.4 if a["Big_Nose"] else 1.0) * (1 - 0.4 * child)
+    # a shaded bridge down to a rounded tip, small nostrils under it
+    c.polygon([(cx - nose_w * 0.25, nose_y - nose_l), (cx + nose_w * 0.1, nose_y - nose_l),
+               (cx + nose_w * 0.55, nose_y - nose_w * 0.2), (cx - nose_w * 0.1, nose_y - nose_w * 0.2)],
+              fill=_shade(skin, 0.9))
+    c.ellipse(cx, nose_y, nose_w, nose_w * 0.55, fill=_shade(skin, 0.86))
     for side in (-1, 1):
-        c.ellipse(cx + side * nose_w * 0.5, nose_y + nose_w * 0.15, nose_w * 0.25, nose_w * 0.18,
-                  fill=_shade(skin, 0.45))
+        c.ellipse(cx + side * nose_w * 0.42, nose_y + nose_w * 0.3, nose_w * 0.16, nose_w * 0.09,
+                  fill=_shade(skin, 0.55))
     if a["Mustache"]:
-        mw = hw * 0.46
-        c.polygon([(cx - mw, mouth_y + hh * 0.02), (cx - mw * 0.45, mouth_y - hh * 0.18),
-                   (cx + mw * 0.45, mouth_y - hh * 0.18), (cx + mw, mouth_y + hh * 0.02),
-                   (cx, mouth_y - hh * 0.05)], fill=beard_c)
+        mw = hw * 0.52
+        c.polygon([(cx - mw, mouth_y + hh * 0.05), (cx - mw * 0.45, mouth_y - hh * 0.2),
+                   (cx + mw * 0.45, mouth_y - hh * 0.2), (cx + mw, mouth_y + hh * 0.05),
+                   (cx, mouth_y - hh * 0.04)], fill=beard_c)
 
     _draw_mouth(c, params, cx, mouth_y, hw, hh, child, old, skin)
-    _draw_eyes(c, params, cx, eye_y, eye_dx, eye_rx, eye_ry, brow_y, brow_c, skin, line_c, hw)
+    _draw_eyes(c, params, cx, eye_y, eye_dx, eye_rx, eye_ry, line_c)
 
     if hair is not None:
         _draw_hair(c, params, cx, cy, hw, hh, brow_y, hair, wavy)
     else:  # the shine on a bald head
         c.ellipse(cx - hw * 0.25, cy - hh * 0.78, hw * 0.25, hh * 0.08, fill=_mix(skin, (255, 255, 255), 0.35))
+    _draw_brows(c, params, cx, eye_dx, eye_rx, brow_y, brow_c, hw)
     if a["Wearing_Hat"]:
         _draw_hat(c, params, cx, cy, hw, hh)
     if a["Eyeglasses"]:
@@ -319,7 +323,7 @@ def _draw_mouth(c: _Canvas, params: FaceParams, cx: float, my: float, hw: float,
                 child: float, old: float, skin: RGB) -> None:
     """Lips (lipstick or natural), a smile that curves up and shows teeth, an open mouth."""
     a = params.attributes
-    mw = hw * (0.42 if a["Smiling"] else 0.34) * (1 - 0.25 * child)
+    mw = hw * (0.5 if a["Smiling"] else 0.34) * (1 - 0.25 * child)
     lip_h = hh * (0.085 if a["Big_Lips"] else 0.045) * (1 - 0.4 * old)
     if a["Wearing_Lipstick"]:
         lip = _LIPSTICKS[int(params.identity.lip_tint * len(_LIPSTICKS)) % len(_LIPSTICKS)]
@@ -328,20 +332,29 @@ def _draw_mouth(c: _Canvas, params: FaceParams, cx: float, my: float, hw: float,
     dark, teeth = (60, 15, 20), (250, 250, 245)
     open_ = a["Mouth_Slightly_Open"]
     if a["Smiling"]:
-        # an upward crescent; the corners rise above the centre line
-        depth = hh * (0.16 if open_ else 0.1)
-        upper = [(cx + mw * x, my - hh * 0.05 * (x * x) + hh * 0.01 - lip_h * 0.5 * (1 - x * x))
+        # a wide upward crescent showing teeth (clenched when closed, parted when open), with
+        # creases at the corners: big enough to read at 64x64
+        depth, lift = hh * (0.2 if open_ else 0.13), hh * 0.07
+        upper = [(cx + mw * x, my - lift * x * x + hh * 0.01 - lip_h * 0.5 * (1 - x * x))
                  for x in np.linspace(-1, 1, 11)]
-        lower = [(cx + mw * x, my + depth * (1 - x * x) - hh * 0.05 * x * x + lip_h * 0.6)
+        lower = [(cx + mw * x, my + depth * (1 - x * x) - lift * x * x + lip_h * 0.6)
                  for x in np.linspace(1, -1, 11)]
         c.polygon(upper + lower, fill=lip)
-        inner_top = [(cx + mw * 0.85 * x, my - hh * 0.03 * x * x + hh * 0.012) for x in np.linspace(-1, 1, 9)]
-        inner_bot = [(cx + mw * 0.85 * x, my + (depth - lip_h * 0.2) * (1 - x * x) - hh * 0.03 * x * x)
+        inner_top = [(cx + mw * 0.85 * x, my - lift * 0.7 * x * x + hh * 0.012) for x in np.linspace(-1, 1, 9)]
+        inner_bot = [(cx + mw * 0.85 * x, my + (depth - lip_h * 0.2) * (1 - x * x) - lift * 0.7 * x * x)
                      for x in np.linspace(1, -1, 9)]
-        c.polygon(inner_top + inner_bot, fill=dark if open_ else _shade(lip, 0.6))
-        if open_:  # upper teeth
+        c.polygon(inner_top + inner_bot, fill=dark if open_ else teeth)
+        if open_:  # upper teeth over a dark open mouth
             c.polygon(inner_top + [(cx + mw * 0.6, my + depth * 0.35), (cx - mw * 0.6, my + depth * 0.35)],
                       fill=teeth)
+        else:  # the line where the teeth meet
+            c.line([(cx + mw * 0.8 * x, my + depth * 0.4 * (1 - x * x) - lift * 0.5 * x * x + hh * 0.01)
+                    for x in np.linspace(-1, 1, 7)], _shade(teeth, 0.7), 0.006)
+        crease = _shade(skin, 0.7)
+        for side in (-1, 1):
+            x0 = cx + side * mw * 1.05
+            c.line([(x0, my - lift * 1.4), (x0 + side * mw * 0.12, my - lift * 0.4),
+                    (x0, my + hh * 0.05)], crease, 0.008)
     else:
         gap = hh * 0.1 if open_ else 0.0
         c.ellipse(cx, my - lip_h * 0.4, mw, lip_h, fill=lip)  # upper lip
@@ -355,11 +368,10 @@ def _draw_mouth(c: _Canvas, params: FaceParams, cx: float, my: float, hw: float,
 
 
 def _draw_eyes(c: _Canvas, params: FaceParams, cx: float, ey: float, dx: float, rx: float,
-               ry: float, brow_y: float, brow_c: RGB, skin: RGB, line_c: RGB, hw: float) -> None:
-    """Eyes (white, iris in the identity's colour, pupil, lid) and eyebrows."""
+               ry: float, line_c: RGB) -> None:
+    """Eyes: white, iris in the identity's colour, pupil, lid (with lashes for women)."""
     a = params.attributes
     iris = _EYE_RGB[params.identity.eye_color]
-    bushy = a["Bushy_Eyebrows"]
     for side in (-1, 1):
         ex = cx + side * dx
         c.ellipse(ex, ey, rx, ry, fill=(248, 248, 248))
@@ -372,12 +384,21 @@ def _draw_eyes(c: _Canvas, params: FaceParams, cx: float, ey: float, dx: float, 
             c.arc(ex, ey, rx, ry, 185, 355, (35, 25, 25), 0.016)
             c.line([(ex + side * rx * 0.95, ey - ry * 0.2), (ex + side * rx * 1.3, ey - ry * 0.7)],
                    (35, 25, 25), 0.012)
-        # eyebrow: a polyline, arched (peak two thirds out) or flat; bushy = thick and dark
-        w = hw * (0.095 if bushy else 0.04)
-        arch = 0.05 if a["Arched_Eyebrows"] else 0.012
+
+
+def _draw_brows(c: _Canvas, params: FaceParams, cx: float, dx: float, rx: float, brow_y: float,
+                brow_c: RGB, hw: float) -> None:
+    """Eyebrows: arched (peak two thirds out) or flat; bushy = thick and dark. Drawn over bangs
+    so that the eyebrow attributes stay visible."""
+    a = params.attributes
+    bushy = a["Bushy_Eyebrows"]
+    w = hw * (0.095 if bushy else 0.04)
+    arch = 0.05 if a["Arched_Eyebrows"] else 0.012
+    for side in (-1, 1):
+        ex = cx + side * dx
         inner, outer = ex - side * rx * 1.1, ex + side * rx * 1.25
         peak = ex + side * rx * 0.45
-        pts = [(inner, brow_y + 0.006), (peak, brow_y - arch), (outer, brow_y + 0.012 + arch * 0.3)]
+        pts = [(inner, brow_y - arch * 0.3), (peak, brow_y - arch), (outer, brow_y + 0.01 + arch * 0.2)]
         c.line(pts, _shade(brow_c, 0.75) if bushy else brow_c, w)
 
 
@@ -403,9 +424,9 @@ def _draw_hair(c: _Canvas, params: FaceParams, cx: float, cy: float, hw: float, 
     strand = _shade(hair, 0.72)
     for i in range(5):
         x0 = cx + hw * (-0.6 + 0.3 * i)
-        n = 8
-        pts = [(x0 + (wavy * 1.2 * math.sin(k * 1.9 + i) if wavy else 0.02 * ident.part * k / n),
-                cy - hh * (1.0 - 0.06 * k)) for k in range(n)]
+        n = 16
+        pts = [(x0 + (wavy * 1.2 * math.sin(k * 0.95 + i) if wavy else 0.02 * ident.part * k / n),
+                cy - hh * (1.0 - 0.03 * k)) for k in range(n)]
         c.line(pts, strand, 0.008)
 
 
