@@ -287,6 +287,7 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
                (cx + nose_w * 0.55, nose_y - nose_w * 0.2), (cx - nose_w * 0.1, nose_y - nose_w * 0.2)],
               fill=_shade(skin, 0.9))
     c.ellipse(cx, nose_y, nose_w, nose_w * 0.55, fill=_shade(skin, 0.86))
+    c.arc(cx, nose_y, nose_w, nose_w * 0.55, 10, 170, _shade(skin, 0.65), 0.008)  # underside
     for side in (-1, 1):
         c.ellipse(cx + side * nose_w * 0.42, nose_y + nose_w * 0.3, nose_w * 0.16, nose_w * 0.09,
                   fill=_shade(skin, 0.55))
@@ -399,7 +400,7 @@ def _draw_brows(c: _Canvas, params: FaceParams, cx: float, dx: float, rx: float,
         inner, outer = ex - side * rx * 1.1, ex + side * rx * 1.25
         peak = ex + side * rx * 0.45
         pts = [(inner, brow_y - arch * 0.3), (peak, brow_y - arch), (outer, brow_y + 0.01 + arch * 0.2)]
-        c.line(pts, _shade(brow_c, 0.75) if bushy else brow_c, w)
+        c.line(pts, _shade(brow_c, 0.55) if bushy else brow_c, w)
 
 
 def _draw_hair(c: _Canvas, params: FaceParams, cx: float, cy: float, hw: float, hh: float,
