@@ -7,7 +7,8 @@ clauses end at punctuation and at "and", "but", "who", "which", "that", "while".
 phrase is a claim that the attribute is ABSENT, never that it is present: "no glasses" does not
 mention Eyeglasses. Some phrases claim absence by themselves ("woman" -> not Male,
 "beard" -> not No_Beard, "elderly" -> not Young); negating them flips the claim
-("without a beard" -> No_Beard).
+("without a beard" -> No_Beard). A stated age ("a 29-year-old", "50 years old") claims Young
+when it is below YOUNG_BELOW and not Young otherwise.
 
 Claims are written as attribute names; absence claims get a leading "!" ("!Eyeglasses"), the
 same convention SynFace uses in `FaceRecord.caption_attributes`.
@@ -62,7 +63,10 @@ LEXICON: dict[str, list[tuple[str, bool]]] = {
     "Receding_Hairline": [(r"receding\s+hairline|balding", True)],
     "Rosy_Cheeks": [(r"(?:rosy|pink|red|flushed)\s+cheeks|rosy-cheeked", True)],
     "Sideburns": [(r"sideburns", True)],
-    "Smiling": [(r"smil(?:e|es|ing|ed)|grin(?:s|ning)?|beaming", True)],
+    "Smiling": [
+        (r"smil(?:e|es|ing|ed)|grin(?:s|ning)?|beaming", True),
+        (r"(?:serious|neutral|stern|grim)\s+(?:expression|face|look)|frown(?:s|ing)?", False),
+    ],
     "Straight_Hair": [(rf"straight(?:{_HAIR})", True)],
     "Wavy_Hair": [(rf"(?:wavy|curly)(?:{_HAIR})?|hair\s+is\s+(?:wavy|curly)", True)],
     "Wearing_Earrings": [(r"earrings?", True)],
@@ -78,6 +82,11 @@ LEXICON: dict[str, list[tuple[str, bool]]] = {
     ],
 }
 assert set(LEXICON) <= set(ATTRIBUTES), sorted(set(LEXICON) - set(ATTRIBUTES))
+
+# A stated age claims Young as CelebA-style labels define it; CelebA publishes no threshold, so
+# we use SynFace's (talk2face.data.synface.params.YOUNG_BELOW).
+YOUNG_BELOW = 36
+_STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old|\s+years?\s+of\s+age)|aged\s+(\d{1,3})\b")
 
 _PATTERNS = [
     (name, re.compile(rf"(?<![\w'-])(?:{regex})(?![\w-])"), value)
@@ -110,6 +119,9 @@ def caption_claims(text: str) -> dict[str, bool]:
             negated = _NEGATION.search(lowered, start, match.start()) is not None
             claim = value != negated
             claims[name] = claims.get(name, False) or claim
+    for match in _STATED_AGE.finditer(lowered):
+        age = int(match.group(1) or match.group(2))
+        claims["Young"] = claims.get("Young", False) or age < YOUNG_BELOW
     return claims
 
 
