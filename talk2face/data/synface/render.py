@@ -221,8 +221,9 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
         ex = cx + side * hw * 0.98
         c.ellipse(ex, ear_y, hw * 0.16, hh * 0.2, fill=skin_dark)
         if a["Wearing_Earrings"]:
-            ring = (250, 210, 40) if ident.lip_tint < 0.5 else (230, 230, 245)
-            c.ellipse(ex + side * 0.005, ear_y + hh * 0.3, 0.036, 0.036, outline=ring, width=0.02)
+            # gold or turquoise: saturated, so they stand out on any skin and background
+            ring = (255, 200, 20) if ident.lip_tint < 0.5 else (20, 200, 210)
+            c.ellipse(ex + side * 0.01, ear_y + hh * 0.32, 0.042, 0.042, outline=ring, width=0.024)
 
     # face outline: an ellipse whose lower half narrows by `jaw`, plus jowls with age
     pts = []
@@ -266,8 +267,8 @@ def render_face(params: FaceParams, size: int = 64) -> Image.Image:
 
     if a["Rosy_Cheeks"]:
         for side in (-1, 1):
-            c.ellipse(cx + side * hw * 0.55, eye_y + hh * 0.33, hw * 0.2, hh * 0.11,
-                      fill=_mix(skin, (235, 70, 95), 0.55))
+            c.ellipse(cx + side * hw * 0.55, eye_y + hh * 0.33, hw * 0.23, hh * 0.13,
+                      fill=_mix(skin, (240, 60, 90), 0.7))
 
     # facial hair (drawn before mouth and nose so those stay on top)
     beard_c = hair if hair is not None else _mix((70, 50, 40), (160, 160, 160), old)
@@ -325,7 +326,7 @@ def _draw_mouth(c: _Canvas, params: FaceParams, cx: float, my: float, hw: float,
     """Lips (lipstick or natural), a smile that curves up and shows teeth, an open mouth."""
     a = params.attributes
     mw = hw * (0.5 if a["Smiling"] else 0.34) * (1 - 0.25 * child)
-    lip_h = hh * (0.085 if a["Big_Lips"] else 0.045) * (1 - 0.4 * old)
+    lip_h = hh * (0.1 if a["Big_Lips"] else 0.045) * (1 - 0.4 * old)
     if a["Wearing_Lipstick"]:
         lip = _LIPSTICKS[int(params.identity.lip_tint * len(_LIPSTICKS)) % len(_LIPSTICKS)]
     else:
@@ -394,7 +395,7 @@ def _draw_brows(c: _Canvas, params: FaceParams, cx: float, dx: float, rx: float,
     a = params.attributes
     bushy = a["Bushy_Eyebrows"]
     w = hw * (0.095 if bushy else 0.04)
-    arch = 0.05 if a["Arched_Eyebrows"] else 0.012
+    arch = 0.065 if a["Arched_Eyebrows"] else 0.0
     for side in (-1, 1):
         ex = cx + side * dx
         inner, outer = ex - side * rx * 1.1, ex + side * rx * 1.25
