@@ -75,7 +75,7 @@ LEXICON: dict[str, list[tuple[str, bool]]] = {
     "Wearing_Necklace": [(r"necklace", True)],
     "Wearing_Necktie": [(r"neck-?tie|tie", True)],
     "Young": [
-        (r"young|youthful|child|kid|teen|teenager|teenage|toddler|baby|little\s+(?:girl|boy)"
+        (r"young|youthful|child|kid|teen|teenager|teenage|toddler|baby|girls?|boys?"
          r"|in\s+(?:his|her|their)\s+(?:teens|twenties)", True),
         (r"(?<!years\s)(?<!year\s)old|older|elderly|senior|aged|middle-aged"
          r"|in\s+(?:his|her|their)\s+(?:forties|fifties|sixties|seventies|eighties|nineties)", False),
