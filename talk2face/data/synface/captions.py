@@ -299,7 +299,7 @@ def make_captions(params: FaceParams, rng: np.random.Generator, n: int = 12) -> 
     styles = (b.terse, b.sentences, b.free)
     texts: list[str] = []
     mentions: list[list[str]] = []
-    for attempt in range(n * 6):
+    for _ in range(n * 6):  # duplicates are dropped; a face with few facts may give fewer
         text, m = styles[len(texts) % 3]()
         if text not in texts:
             texts.append(text)

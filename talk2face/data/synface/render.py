@@ -42,10 +42,14 @@ _SKIN_LIGHT, _SKIN_MID, _SKIN_DARK = (np.array(c, float) for c in
 _PALE: RGB = (250, 236, 230)
 
 
+def _rgb(c: np.ndarray) -> RGB:
+    """A float colour array -> an (r, g, b) tuple of ints in 0..255."""
+    return tuple(int(v) for v in np.clip(c, 0, 255).round())  # type: ignore[return-value]
+
+
 def _mix(a: RGB | np.ndarray, b: RGB | np.ndarray, t: float) -> RGB:
     """Linear blend of two colours, t=0 -> a, t=1 -> b."""
-    out = np.asarray(a, float) * (1 - t) + np.asarray(b, float) * t
-    return tuple(int(v) for v in np.clip(out, 0, 255).round())  # type: ignore[return-value]
+    return _rgb(np.asarray(a, float) * (1 - t) + np.asarray(b, float) * t)
 
 
 def _shade(c: RGB, f: float) -> RGB:
@@ -64,7 +68,7 @@ def skin_color(params: FaceParams) -> RGB:
     base = base + np.array([8, 0, -8]) * ident.skin_warmth
     grey = base.mean()
     base = base + (grey - base) * 0.25 * np.clip((params.age - 40) / 50, 0, 1)  # dulls with age
-    return _mix(base, base, 0.0)  # rounds and clips to a uint8 colour
+    return _rgb(base)
 
 
 def hair_color(params: FaceParams) -> RGB | None:
