@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -52,7 +51,7 @@ class OptimConfig:
     age_sigma: float = 2.0  # years; width of the Gaussian soft age label (DLDL, Gao et al. 2017)
     shift: int = 3  # largest random translation in pixels (augmentation)
     flip: bool = True  # random horizontal flips (faces are near-symmetric; labels do not change)
-    bf16: bool = False  # bf16 autocast; measured slower than fp32 for this CNN on this CPU
+    bf16: bool = False  # bf16 autocast; measured no faster than fp32 for this CNN on this CPU
     seed: int = 0
 
 
