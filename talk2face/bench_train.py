@@ -1,0 +1,136 @@
+"""Training-speed benchmark (issue 6): bf16 vs fp32, loop overhead, model FLOP utilisation.
+
+    python -m talk2face.bench_train [--data DIR] [--steps 12]
+
+Runs `talk2face.train` on the `synface-small` config side by side in one process:
+1. the peak bf16 (and fp32) matmul rate of this machine (2048^2 matrices),
+2. `talk2face.train` with bf16 autocast and with fp32: tokens/s and the first losses of each,
+3. a bare PyTorch loop (forward, backward, AdamW step under the same autocast) over the very
+   same batches and model: the training loop's overhead is the ratio of the two,
+4. model FLOP utilisation: (6 N + 12 L H T) FLOPs per token (PaLM, Chowdhery et al. 2022,
+   appendix B) times tokens/s, over the measured bf16 peak.
+Without --data it renders a small SynFace, tokenizes it with an untrained VQGAN (speed does not
+depend on the codes' quality) and uses that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate.state import AcceleratorState
+from torch.utils.data import DataLoader
+
+from talk2face.config import load_config
+from talk2face.modeling import MODEL_PRESETS, build_model
+from talk2face.sequences import MultiTaskDataset, collate
+from talk2face.train import TrainConfig, build_data, param_groups, train
+from talk2face.templates import Templates
+from talk2face.vocab import Vocab
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of an n x n matmul in `dtype` (best of `repeats`)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def make_data(root: Path, n: int = 1500) -> tuple[Path, Path]:
+    """A SynFace of n faces tokenized by an untrained `synface-64` VQGAN: (tokenized dir, vqgan dir)."""
+    from talk2face.data.pretokenize import tokenize
+    from talk2face.data.synface import generate
+    from talk2face.vqgan import VQGAN, VQGAN_PRESETS
+
+    generate(n=n, size=64, seed=0, out_dir=root / "synface", progress=False)
+    torch.manual_seed(0)
+    VQGAN(VQGAN_PRESETS["synface-64"]).save_pretrained(root / "vqgan")
+    tokenize(root / "vqgan", root / "synface", root / "tok", batch_size=128)
+    return root / "tok", root / "vqgan"
+
+
+def flops_per_token(cfg: TrainConfig, vocab_size: int, seq_len: float) -> float:
+    """Training FLOPs per token: 6 N (N = matmul parameters incl. the LM head) + 12 L H T attention."""
+    p = MODEL_PRESETS[cfg.model]
+    n = p.n_layer * (4 * p.hidden**2 + 3 * p.hidden * p.intermediate) + vocab_size * p.hidden
+    return 6 * n + 12 * p.n_layer * p.hidden * seq_len
+
+
+def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: Vocab, bf16: bool) -> float:
+    """Tokens/s of plain forward/backward/AdamW over `batches` (the first 2 are warm-up)."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+    tokens, t0 = 0, 0.0
+    for i, batch in enumerate(batches):
+        if i == 2:
+            tokens, t0 = 0, time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+    return tokens / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="a tokenized folder (talk2face tokenize); default: build a small one")
+    parser.add_argument("--vqgan", help="the VQGAN folder of --data")
+    parser.add_argument("--config", default=str(REPO / "experiments" / "synface-small.yaml"))
+    parser.add_argument("--steps", type=int, default=12)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data, vqgan = (Path(args.data), Path(args.vqgan)) if args.data else make_data(tmp)
+        overrides = [
+            f"--data.sources=[{{tokenized: {data}}}]", f"--data.vqgan={vqgan}", f"--optim.max_steps={args.steps}",
+            "--log_with=none", f"--save_every={10**9}", f"--eval_every={10**9}", "--data.val_per_task=1",
+            f"--data.text_tokenizer={REPO / 'tokenizers/synface/tokenizer.json'}", f"--data.templates={REPO / 'templates'}",
+        ]
+        peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
+        print(f"matmul 2048^2: bf16 {peak_bf16:,.0f} GFLOP/s, fp32 {peak_fp32:,.0f} GFLOP/s")
+
+        runs = {}
+        for precision in ("bf16", "no"):
+            cfg = load_config(TrainConfig, args.config, overrides + [f"--mixed_precision={precision}", f"--output_dir={tmp / precision}"])
+            runs[precision] = train(cfg)
+            AcceleratorState._reset_state(reset_partial_state=True)  # accelerate keeps one precision per process
+        cfg = load_config(TrainConfig, args.config, overrides)
+        vocab = Vocab.from_pretrained(runs["bf16"].final_dir)
+        builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
+        dataset = MultiTaskDataset(tables, cfg.data.task_weights, builder, cfg.seed, args.steps * cfg.batch_size)
+        batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=lambda ex: collate(ex, vocab.pad_id)))
+        bare = bare_loop(cfg, batches, vocab, bf16=True)
+
+    seq_len = float(np.mean([b["attention_mask"].sum(1).float().mean() for b in batches]))
+    fpt = flops_per_token(cfg, len(vocab), seq_len)
+    bf16, fp32 = runs["bf16"].tokens_per_s, runs["no"].tokens_per_s
+    mfu = fpt * bf16 / (peak_bf16 * 1e9)
+    print(f"talk2face.train {cfg.model}, batch {cfg.batch_size} x {seq_len:.0f} tokens (mean):")
+    print(f"  bf16 autocast  {bf16:9,.0f} tokens/s")
+    print(f"  fp32           {fp32:9,.0f} tokens/s   bf16 speed-up {bf16 / fp32:.2f}x (target >= 1.5x)")
+    print(f"  bare loop bf16 {bare:9,.0f} tokens/s   talk2face.train / bare = {bf16 / bare:.2f} (target >= 0.9)")
+    print(f"  MFU {100 * mfu:.1f}% of the bf16 peak ({fpt / 1e6:.1f} MFLOP/token; target >= 40%)")
+    print("  first losses bf16: " + " ".join(f"{x:.3f}" for x in runs["bf16"].losses[:6]))
+    print("  first losses fp32: " + " ".join(f"{x:.3f}" for x in runs["no"].losses[:6]))
+    return {"bf16_tokens_per_s": bf16, "fp32_tokens_per_s": fp32, "bare_tokens_per_s": bare, "mfu": mfu,
+            "peak_bf16_gflops": peak_bf16}
+
+
+if __name__ == "__main__":
+    main()
