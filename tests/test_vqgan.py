@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from taming.modules.diffusionmodules.model import Decoder, Encoder
 from taming.modules.vqvae.quantize import VectorQuantizer2
 
+import talk2face.vqgan.bench as bench
 import talk2face.vqgan.train as vqtrain
 from talk2face.errors import UserError
 from talk2face.vqgan import VQGAN, VQGAN_PRESETS, VQGANConfig
@@ -262,3 +263,25 @@ def test_batch_order_covers_each_image_once_per_epoch():
     seen = torch.cat([vqtrain.batch_indices(s, 10, 4, seed=0) for s in range(5)])  # 2 epochs
     assert sorted(seen[:10].tolist()) == list(range(10)) and sorted(seen[10:].tolist()) == list(range(10))
     assert torch.equal(vqtrain.batch_indices(3, 10, 4, seed=0), seen[12:16])
+
+
+def test_time_budget_ends_the_run_annealed(tmp_path):
+    data = make_faces(tmp_path / "faces", n_train=8, n_test=2)
+    result = vqtrain.main(tiny_args(tmp_path, data, "--optim.steps=100000", "--optim.time_budget_s=0.5"))
+    assert 0 < result["steps"] < 100000 and result["train_seconds"] >= 0.5
+    assert (tmp_path / "run" / "final" / "model.safetensors").exists()
+    optim = vqtrain.OptimConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1, time_budget_s=60)
+    assert vqtrain.run_progress(10, 45.0, optim) == 0.75  # the clock is ahead of the steps
+    assert vqtrain.run_progress(50, 6.0, optim) == 0.5
+    assert vqtrain.lr_at(4, 0.04, optim) == 0.5  # warm-up
+    assert vqtrain.lr_at(50, 1.0, optim) == pytest.approx(0.1) and vqtrain.lr_at(50, 0.0, optim) == 1.0
+
+
+def test_bench_prints_figures(tmp_path, capsys):
+    data = make_faces(tmp_path / "faces", n_train=2, n_test=6)
+    tiny_vqgan().save_pretrained(tmp_path / "vq")
+    figures = bench.main(["--vqgan", str(tmp_path / "vq"), "--data", str(data), "--n", "6", "--batches", "2",
+                          "--train-batch", "2", "--json", str(tmp_path / "bench.json")])
+    assert 0 < figures["codebook_usage"] <= 1 and figures["codes_per_face"] == 64 and figures["speedup_read_vs_on_the_fly"] > 0
+    assert figures["tokenize_images_per_s"] > 0 and "codebook usage" in capsys.readouterr().out
+    assert json.loads((tmp_path / "bench.json").read_text()) == figures

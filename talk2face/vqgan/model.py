@@ -85,9 +85,12 @@ class VQGANConfig:
 
 
 VQGAN_PRESETS: dict[str, VQGANConfig] = {
-    # SynFace 64x64 -> 8x8 = 64 codes; sized to train in minutes on a laptop CPU (see the README).
+    # SynFace 64x64 -> 8x8 = 64 codes, sized for a 5-minute CPU budget: the fewest channels
+    # taming's GroupNorm(32) allows, and no widening until 16x16 (the 64x64 and 32x32 levels
+    # dominate the cost). Measured at ~14k training images (5 CPU minutes): ch_mult [1, 2, 2, 4]
+    # was 2 dB worse (half the speed); [1, 1, 1, 2], 1024 codes, plain codes within 0.3 dB.
     "synface-64": VQGANConfig(
-        preset="synface-64", image_size=64, ch=32, ch_mult=[1, 2, 2, 4], num_res_blocks=1,
+        preset="synface-64", image_size=64, ch=32, ch_mult=[1, 1, 2, 2], num_res_blocks=1,
         attn_resolutions=[], z_channels=64, n_codes=512, embed_dim=16, legacy=False, l2_codes=True,
     ),
     # taming's FFHQ / FacesHQ f16 config (configs/faceshq_vqgan.yaml): 256x256 -> 16x16, 1024

@@ -61,6 +61,7 @@ class OptimConfig:
     warmup_steps: int = 50  # linear warm-up, then cosine decay
     min_lr_ratio: float = 0.05  # the cosine ends at lr * min_lr_ratio
     grad_clip: float = 1.0  # max gradient norm (0 = off)
+    time_budget_s: float = 0.0  # stop (fully annealed) after this much training time; 0 = off
 
 
 @dataclass
@@ -99,12 +100,28 @@ def model_config(cfg: VQGANTrainConfig) -> VQGANConfig:
     return from_dict(VQGANConfig, merged, "model")
 
 
-def lr_at(step: int, optim: OptimConfig) -> float:
-    """Linear warm-up to `lr`, then cosine decay to `lr * min_lr_ratio`."""
+def lr_at(step: int, progress: float, optim: OptimConfig) -> float:
+    """Linear warm-up to `lr` over the first steps, then cosine decay to `lr * min_lr_ratio`.
+
+    Args:
+        step: optimiser steps done.
+        progress: fraction of the run done, in [0, 1] (see `run_progress`).
+        optim: the schedule.
+    """
     if step < optim.warmup_steps:
         return optim.lr * (step + 1) / optim.warmup_steps
-    progress = (step - optim.warmup_steps) / max(1, optim.steps - optim.warmup_steps)
-    return optim.lr * (optim.min_lr_ratio + (1 - optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return optim.lr * (optim.min_lr_ratio + (1 - optim.min_lr_ratio) * cosine)
+
+
+def run_progress(step: int, seconds: float, optim: OptimConfig) -> float:
+    """Fraction of the run done: by steps, or by wall time when `time_budget_s` is set and ahead.
+
+    With a time budget the cosine decays on whichever clock is further along, so a run on a busy
+    machine still anneals properly and ends on time instead of being cut off at a high rate.
+    """
+    done = step / optim.steps
+    return max(done, seconds / optim.time_budget_s) if optim.time_budget_s > 0 else done
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -217,6 +234,7 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         d_optimizer = torch.optim.Adam(disc.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
 
     step, counts, history = 0, torch.zeros(mcfg.n_codes, dtype=torch.long), []
+    seconds_before = 0.0  # training time of the runs this one resumes
     if cfg.resume and (last_dir / "trainer_state.json").exists():
         state = json.loads((last_dir / "trainer_state.json").read_text())
         if state["model"] != to_dict(mcfg):
@@ -227,6 +245,7 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
             disc.load_state_dict(load_file(str(last_dir / "discriminator.safetensors")))
             load_optimizer(d_optimizer, last_dir / "d_optimizer")
         step, counts, history = state["step"], torch.tensor(state["counts"]), state["history"]
+        seconds_before = state["train_seconds"]
         accelerator.print(f"resumed from {last_dir} at step {step}")
 
     vq, optimizer = accelerator.prepare(vq, optimizer)
@@ -234,7 +253,6 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         disc, d_optimizer = accelerator.prepare(disc, d_optimizer)
     core = accelerator.unwrap_model(vq)
     recent: list[torch.Tensor] = []  # latents of the last few batches, for restarts
-    restart_stop = int(cfg.restart_until * cfg.optim.steps)
 
     def save(directory: Path) -> None:
         """Write the resumable state atomically (temp folder, then rename)."""
@@ -246,7 +264,8 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
             save_file(accelerator.unwrap_model(disc).state_dict(), str(tmp / "discriminator.safetensors"))
             save_optimizer(d_optimizer, tmp / "d_optimizer")
         (tmp / "trainer_state.json").write_text(json.dumps(
-            {"step": step, "counts": counts.tolist(), "history": history, "model": to_dict(mcfg), "config": to_dict(cfg)}))
+            {"step": step, "train_seconds": train_seconds(), "counts": counts.tolist(), "history": history,
+             "model": to_dict(mcfg), "config": to_dict(cfg)}))
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
 
@@ -256,11 +275,16 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         return metrics
 
     loop_start = time.perf_counter()
+
+    def train_seconds() -> float:
+        return seconds_before + time.perf_counter() - loop_start
+
     progress = tqdm(total=cfg.optim.steps, initial=step, desc="vqgan", unit="step",
                     disable=not accelerator.is_main_process)
     metrics: dict[str, Any] = {}
-    while step < cfg.optim.steps:
-        lr = lr_at(step, cfg.optim)
+    done = run_progress(step, seconds_before, cfg.optim)
+    while done < 1.0:
+        lr = lr_at(step, done, cfg.optim)
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = batch_indices(step, len(train_pixels), cfg.optim.batch_size, cfg.seed)
@@ -298,7 +322,10 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         recent = (recent + [z.detach().float().permute(0, 2, 3, 1).reshape(-1, z.shape[1]).cpu()])[-8:]
         step += 1
         restarted = 0
-        if cfg.restart_every and step % cfg.restart_every == 0 and step <= restart_stop:
+        done = run_progress(step, train_seconds(), cfg.optim)
+        if accelerator.num_processes > 1:  # every process must stop at the same step: rank 0's clock decides
+            done = broadcast(torch.tensor([done], device=accelerator.device), from_process=0).item()
+        if cfg.restart_every and step % cfg.restart_every == 0 and done <= cfg.restart_until:
             restarted = restart_dead_codes(core, optimizer, counts, torch.cat(recent), torch.Generator().manual_seed(cfg.seed + step))
             if accelerator.num_processes > 1:
                 broadcast(core.quantize.embedding.weight.data, from_process=0)
@@ -310,19 +337,19 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         postfix = {"loss": f"{loss.item():.4f}", "psnr": f"{psnr(recon.detach(), images).mean().item():.2f}"}
         if restarted:
             postfix["restarted"] = restarted
-        if step % cfg.eval_every == 0 or step == cfg.optim.steps:
+        if step % cfg.eval_every == 0 or done >= 1.0:
             metrics = evaluate()
             postfix.update(eval_psnr=f"{metrics['psnr']:.2f}", usage=f"{metrics['usage']:.0%}")
             accelerator.print(f"\nstep {step}: eval psnr {metrics['psnr']:.2f} dB, usage {metrics['usage']:.1%}, "
                               f"perplexity {metrics['perplexity']:.0f}", flush=True)
         progress.set_postfix(postfix, refresh=False)
-        if accelerator.is_main_process and (step % cfg.save_every == 0 or step == cfg.optim.steps):
+        if accelerator.is_main_process and (step % cfg.save_every == 0 or done >= 1.0):
             save(last_dir)
     progress.close()
 
     if not metrics:
         metrics = evaluate()
-    result = {**metrics, "steps": step, "train_seconds": time.perf_counter() - loop_start, "load_seconds": load_s,
+    result = {**metrics, "steps": step, "train_seconds": train_seconds(), "load_seconds": load_s,
               "eval_split": cfg.data.eval_split, "eval_images": len(eval_pixels), "history": history}
     if accelerator.is_main_process:
         core.save_pretrained(out_dir / "final")
