@@ -72,18 +72,19 @@ def _who(record: FaceRecord, rng: np.random.Generator) -> str:
     return f"a {noun} around age {age}"
 
 
-def heldout_prompts(record: FaceRecord, rng: np.random.Generator, n: int = 5) -> list[str]:
-    """`n` held-out free-style descriptions of the face in `record`.
+def heldout_prompt_claims(record: FaceRecord, rng: np.random.Generator, n: int = 5) -> list[tuple[str, list[str]]]:
+    """`n` held-out free-style descriptions of the face in `record`, each with the attributes it names.
 
     Args:
         record: a SynFace record (uses its age and attributes).
         rng: randomness for word choice.
         n: how many prompts.
     Returns:
-        prompts, each true of the face, none sharing wording with the training captions.
+        (prompt, attribute names it states as present) pairs; each prompt is true of the face and
+        shares no wording with the training captions.
     """
     present = [k for k, v in (record.attributes or {}).items() if v and k in HELDOUT_PHRASES]
-    out: list[str] = []
+    out: list[tuple[str, list[str]]] = []
     for _ in range(n * 6):
         k = min(len(present), int(rng.integers(1, 4)))
         chosen = [present[i] for i in sorted(rng.choice(len(present), size=k, replace=False))] if k else []
@@ -93,8 +94,13 @@ def heldout_prompts(record: FaceRecord, rng: np.random.Generator, n: int = 5) ->
         who = _who(record, rng)
         frame = FRAMES[int(rng.integers(len(FRAMES)))]
         text = frame.format(who=who, who_cap=who[0].upper() + who[1:], feat=feat)
-        if text not in out:
-            out.append(text)
+        if all(text != t for t, _ in out):
+            out.append((text, chosen))
         if len(out) == n:
             break
     return out
+
+
+def heldout_prompts(record: FaceRecord, rng: np.random.Generator, n: int = 5) -> list[str]:
+    """`n` held-out free-style descriptions of the face in `record` (see `heldout_prompt_claims`)."""
+    return [text for text, _ in heldout_prompt_claims(record, rng, n)]

@@ -1,0 +1,351 @@
+"""`make eval` / `talk2face eval`: every task of a trained model on the test split of a data set.
+
+    talk2face eval --model runs/synface-small/final --data data/synface \
+        --evaluator runs/evaluator-synface --out outputs/eval [--tasks age,caption] [--fast]
+
+Writes report.json, report.md and pictures (see report.py). Each task runs on its own: a task the
+model was not trained for, or that the data cannot test, is reported as not run while the others
+still run. Generated and edited faces are judged by the evaluator network (trained on real images
+only, see train_evaluator.py); every figure sits next to a reference point: baselines for the
+analysis tasks, VQ reconstructions of the real test faces (the tokenizer's ceiling) for synthesis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from talk2face.data.images import load_images
+from talk2face.data.record import FaceRecord
+from talk2face.data.sources import Source, open_source
+from talk2face.errors import UserError
+from talk2face.evaluation.baselines import MajorityAttributes, MeanAge, NearestNeighbourCaption
+from talk2face.evaluation.caption_attributes import attribute_precision_recall, caption_mentions
+from talk2face.evaluation.caption_metrics import caption_scores
+from talk2face.evaluation.evaluator import FaceEvaluator
+from talk2face.evaluation.face_metrics import (
+    age_mae, balanced_accuracy, cumulative_score, diversity, edit_scores, frechet_distance, labels_matrix,
+    mean_accuracy, per_attribute_accuracy,
+)
+from talk2face.evaluation.report import write_report
+
+TASKS = ("age", "attributes", "caption", "text_to_face", "edit")
+_STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old)|\baged\s+(\d{1,3})\b|\bage\s+(\d{1,3})\b")
+
+# Where each SynFace edit may change pixels, as a box of fractions (left, top, right, bottom) of
+# the image; None = anywhere (hair, skin, age, sex). Pixel distance is measured outside it.
+EDIT_REGIONS: dict[str, tuple[float, float, float, float] | None] = {
+    "Smiling": (0.2, 0.55, 0.8, 0.95), "Mouth_Slightly_Open": (0.2, 0.55, 0.8, 0.95),
+    "Wearing_Lipstick": (0.2, 0.55, 0.8, 0.95), "Mustache": (0.15, 0.5, 0.85, 1.0),
+    "Goatee": (0.15, 0.55, 0.85, 1.0), "No_Beard": (0.05, 0.45, 0.95, 1.0),
+    "Eyeglasses": (0.1, 0.25, 0.9, 0.6), "Bushy_Eyebrows": (0.1, 0.2, 0.9, 0.5),
+    "Arched_Eyebrows": (0.1, 0.2, 0.9, 0.5), "Narrow_Eyes": (0.1, 0.25, 0.9, 0.55),
+    "Rosy_Cheeks": (0.05, 0.4, 0.95, 0.8), "Big_Nose": (0.3, 0.35, 0.7, 0.75),
+    "Wearing_Earrings": (0.0, 0.35, 1.0, 0.85), "Bangs": (0.05, 0.0, 0.95, 0.45),
+    "Wearing_Hat": (0.0, 0.0, 1.0, 0.45),
+}
+
+
+@dataclass
+class EvalConfig:
+    model: str = "runs/synface-small/final"  # a trained model folder
+    data: str = "data/synface"  # a data source with a test split
+    evaluator: str = "runs/evaluator-synface"  # judges generated / edited faces ("" = skip those tasks)
+    out: str = "outputs/eval"
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    limit: int = 500  # test faces per task (0 = all)
+    samples_per_prompt: int = 2  # text-to-face faces per prompt (diversity needs >= 2)
+    cfg_scale: float = 3.0  # guidance for text-to-face and edit
+    top_k: int = 0
+    seed: int = 0
+    batch_size: int = 32
+    fast: bool = False  # tests: 8 faces per task, 2 samples per prompt
+
+
+def stated_age(text: str) -> int | None:
+    """The age a description states in digits ("a 34-year-old", "aged 34"), else None."""
+    m = _STATED_AGE.search(text.lower())
+    return int(next(g for g in m.groups() if g)) if m else None
+
+
+def claims_of(mentions: Sequence[str]) -> dict[str, bool]:
+    """["Smiling", "!Eyeglasses"] -> {"Smiling": True, "Eyeglasses": False}."""
+    return {m.lstrip("!"): not m.startswith("!") for m in mentions}
+
+
+def control_accuracy(claims: Sequence[dict[str, bool]], probs: torch.Tensor, names: Sequence[str], per_prompt: int) -> float:
+    """Share of (generated face, claimed attribute) pairs where the evaluator sees what was claimed."""
+    index = {n: j for j, n in enumerate(names)}
+    hits = []
+    for i, said in enumerate(claims):
+        for face in probs[i * per_prompt : (i + 1) * per_prompt]:
+            hits += [bool(face[index[a]] >= 0.5) == v for a, v in said.items() if a in index]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+class Benchmark:
+    """Holds the model, data and evaluator; one method per task, each returning a report entry."""
+
+    def __init__(self, cfg: EvalConfig) -> None:
+        from talk2face.pipeline import Talk2Face  # the library's inference API is what is measured
+
+        self.cfg = cfg
+        self.model = Talk2Face.from_pretrained(cfg.model)
+        self.card = json.loads((Path(cfg.model) / "talk2face.json").read_text())
+        self.source: Source = open_source(cfg.data)
+        test = list(self.source.records("test"))
+        if not test:
+            raise UserError(f"data source {cfg.data} has no test split")
+        limit = 8 if cfg.fast else (cfg.limit or len(test))
+        self.faces = [r for r in test if r.edit is None][:limit]
+        self.edits = [r for r in test if r.edit is not None][:limit]
+        self.train = [r for r in self.source.records("train") if r.edit is None][: 20 * limit]
+        self.evaluator = FaceEvaluator.from_pretrained(cfg.evaluator) if cfg.evaluator else None
+        self.size = self.model.vqgan.image_size
+        self.pictures: dict[str, Any] = {}
+
+    def pixels(self, records: Sequence[FaceRecord]) -> torch.Tensor:
+        return load_images([self.source.image_path(r) for r in records], self.size)  # (N, 3, H, W)
+
+    def paths(self, records: Sequence[FaceRecord]) -> list[Path]:
+        return [self.source.image_path(r) for r in records]
+
+    def judge(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """Evaluator verdicts: (attribute probabilities (N, A), ages (N,), attribute names)."""
+        if self.evaluator is None:
+            raise UserError("no evaluator given (--evaluator): generated faces cannot be judged")
+        size = self.evaluator.config.image_size
+        if images.shape[-1] != size:
+            images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
+        probs, ages = self.evaluator.predict(images)
+        return probs, ages, list(self.evaluator.config.attributes)
+
+    # ---- analysis tasks ----------------------------------------------------------------------------
+
+    def age(self) -> dict[str, Any]:
+        records = [r for r in self.faces if r.age is not None]
+        if not records:
+            raise UserError("the test split has no ages")
+        true = [r.age for r in records]
+        predicted = self.model.estimate_age(self.paths(records), batch_size=self.cfg.batch_size)
+        baseline = MeanAge().fit([r.age for r in self.train if r.age is not None]).predict(len(true))
+        return {
+            "metrics": {
+                "model": {"MAE": age_mae(predicted, true), "CS@5": cumulative_score(predicted, true), "n": len(true)},
+                "mean age (baseline)": {"MAE": age_mae(baseline, true), "CS@5": cumulative_score(baseline, true)},
+            },
+            "age_pairs": {"true": true, "predicted": predicted},
+        }
+
+    def attributes(self) -> dict[str, Any]:
+        records = [r for r in self.faces if r.attributes]
+        names = [a for a in self.model.attributes if any(a in r.attributes for r in records)]
+        if not records or not names:
+            raise UserError("the test split has no attributes this model knows")
+        truth = labels_matrix([r.attributes for r in records], names)  # (N, A)
+        probs = self.model.classify_attributes(self.paths(records), names=names, batch_size=self.cfg.batch_size)
+        predicted = np.array([[p[a] >= 0.5 for a in names] for p in probs])
+        majority = MajorityAttributes().fit(labels_matrix([r.attributes for r in self.train if r.attributes], names))
+        base = majority.predict(len(records))
+        return {
+            "metrics": {
+                "model": {"mean accuracy": mean_accuracy(predicted, truth, names),
+                          "balanced accuracy": balanced_accuracy(predicted, truth, names), "n": len(records)},
+                "majority (baseline)": {"mean accuracy": mean_accuracy(base, truth, names),
+                                        "balanced accuracy": balanced_accuracy(base, truth, names)},
+            },
+            "per_attribute": {"model": per_attribute_accuracy(predicted, truth, names),
+                              "majority": per_attribute_accuracy(base, truth, names)},
+        }
+
+    def caption(self) -> dict[str, Any]:
+        records = [r for r in self.faces if r.captions]
+        if not records:
+            raise UserError("the test split has no captions")
+        refs = [r.captions for r in records]
+        captions = self.model.caption(self.paths(records), batch_size=self.cfg.batch_size)
+        truth = [r.attributes or {} for r in records]
+        rows = {"model": {**caption_scores(refs, captions),
+                          **_prefixed(attribute_precision_recall([caption_mentions(c, True) for c in captions], truth))}}
+        if self.evaluator is not None:  # nearest-neighbour caption from the training set
+            train = [r for r in self.train if r.captions]
+            nn_caption = NearestNeighbourCaption().fit(
+                self.evaluator.features(self.pixels(train)), [r.captions for r in train])
+            guesses = nn_caption.predict(self.evaluator.features(self.pixels(records)))
+            rows["nearest neighbour (baseline)"] = {
+                **caption_scores(refs, guesses),
+                **_prefixed(attribute_precision_recall([caption_mentions(c, True) for c in guesses], truth))}
+        examples = [{"image": str(p), "caption": c, "reference": r[0]} for p, c, r in zip(self.paths(records)[:8], captions, refs)]
+        return {"metrics": rows, "examples": examples}
+
+    # ---- synthesis tasks ---------------------------------------------------------------------------
+
+    def _generate(self, prompts: list[str]) -> torch.Tensor:
+        """Faces for the prompts, samples of one prompt together: (P * samples, 3, H, W)."""
+        per = 2 if self.cfg.fast else self.cfg.samples_per_prompt
+        images = []
+        for start in tqdm(range(0, len(prompts), self.cfg.batch_size), desc="text_to_face", leave=False):
+            chunk = prompts[start : start + self.cfg.batch_size]
+            pil = self.model.text_to_face(chunk, num_samples=per, cfg_scale=self.cfg.cfg_scale, top_k=self.cfg.top_k,
+                                          seed=self.cfg.seed + start, batch_size=self.cfg.batch_size)
+            images.append(load_images(pil, self.size))
+        return torch.cat(images)
+
+    def text_to_face(self) -> dict[str, Any]:
+        records = [r for r in self.faces if r.captions]
+        if not records:
+            raise UserError("the test split has no captions to prompt with")
+        rng = np.random.default_rng(self.cfg.seed)
+        per = 2 if self.cfg.fast else self.cfg.samples_per_prompt
+        picks = [int(rng.integers(len(r.captions))) for r in records]
+        prompts = [r.captions[i] for r, i in zip(records, picks)]
+        claims = [claims_of(r.caption_attributes[i]) if r.caption_attributes else
+                  claims_of(caption_mentions(r.captions[i], True)) for r, i in zip(records, picks)]
+        real = self.pixels(records)
+        generated = self._generate(prompts)
+        probs, ages, names = self.judge(generated)
+        real_features = self.evaluator.features(real)
+        gen_features = self.evaluator.features(generated)
+        recon = self.model.vqgan.decode(self.model.vqgan.encode(real)).clamp(-1, 1)
+        recon_probs, _, _ = self.judge(recon)
+        truth = labels_matrix([r.attributes or {} for r in records], names)
+        per_prompt_div = [diversity(gen_features[i * per : (i + 1) * per], generated[i * per : (i + 1) * per])
+                          for i in range(len(prompts))]
+        age_errors = [abs(float(a) - s) for i, p in enumerate(prompts) if (s := stated_age(p)) is not None
+                      for a in ages[i * per : (i + 1) * per]]
+        model_row = {
+            "attribute control": control_accuracy(claims, probs, names, per),
+            "age error (stated ages)": float(np.mean(age_errors)) if age_errors else float("nan"),
+            "Fréchet (evaluator features)": frechet_distance(gen_features, real_features),
+            "diversity (feature L2)": float(np.mean([d["feature_l2"] for d in per_prompt_div])),
+            "diversity (pixel L1)": float(np.mean([d["pixel_l1"] for d in per_prompt_div])),
+            "n prompts": len(prompts),
+        }
+        ceiling = {
+            "attribute control": control_accuracy(claims, recon_probs, names, 1),
+            "attribute accuracy vs labels": mean_accuracy(recon_probs.numpy() >= 0.5, truth, names),
+            "Fréchet (evaluator features)": frechet_distance(self.evaluator.features(recon), real_features),
+            "PSNR (dB)": _psnr(recon, real),
+        }
+        rows = {"model (in-distribution prompts)": model_row}
+        heldout = self._heldout_control(records, rng)
+        if heldout is not None:
+            rows["model (held-out free-style prompts)"] = heldout
+        rows["VQ reconstruction of real faces (ceiling)"] = ceiling
+        self.pictures["text_to_face"] = generated[: 8 * per]
+        self.pictures["text_to_face_prompts"] = prompts[:8]
+        return {"metrics": rows}
+
+    def _heldout_control(self, records: list[FaceRecord], rng: np.random.Generator) -> dict[str, float] | None:
+        """Attribute control on SynFace's held-out free-style grammar (wording never seen in training)."""
+        if any(r.source != "synface" or not r.attributes for r in records):
+            return None
+        from talk2face.data.synface.freestyle import heldout_prompt_claims
+
+        pairs = [heldout_prompt_claims(r, rng, n=1)[0] for r in records]
+        per = 2 if self.cfg.fast else self.cfg.samples_per_prompt
+        probs, _, names = self.judge(self._generate([p for p, _ in pairs]))
+        return {"attribute control": control_accuracy([claims_of(c) for _, c in pairs], probs, names, per),
+                "n prompts": len(pairs)}
+
+    def edit(self) -> dict[str, Any]:
+        records = [r for r in self.edits if r.edit is not None]
+        if not records:
+            raise UserError("the test split has no edit pairs")
+        rng = np.random.default_rng(self.cfg.seed)
+        instructions = [r.edit.instructions[int(rng.integers(len(r.edit.instructions)))] for r in records]
+        sources = [self.source.root / r.edit.source for r in records]
+        edited = load_images(self.model.edit(sources, instructions, cfg_scale=self.cfg.cfg_scale, seed=self.cfg.seed,
+                                             batch_size=self.cfg.batch_size), self.size)
+        source_pixels = load_images(sources, self.size)
+        src_probs, _, names = self.judge(source_pixels)
+        dst_probs, dst_ages, _ = self.judge(edited)
+        requested = [(r.edit.attribute, r.edit.value) for r in records]
+        regions = [_region(EDIT_REGIONS.get(r.edit.attribute), self.size) for r in records]
+        scores = edit_scores(names, requested, src_probs.numpy() >= 0.5, dst_probs.numpy() >= 0.5, dst_ages,
+                             source_pixels, edited, regions)
+        # the same metrics on the data set's own target faces: what a perfect editor would score
+        targets = self.pixels(records)
+        tgt_probs, tgt_ages, _ = self.judge(targets)
+        reference = edit_scores(names, requested, src_probs.numpy() >= 0.5, tgt_probs.numpy() >= 0.5, tgt_ages,
+                                source_pixels, targets, regions)
+        self.pictures["edit"] = torch.stack([x for pair in zip(source_pixels[:8], edited[:8]) for x in pair])
+        return {"metrics": {"model": {**scores, "n": len(records)}, "true edited faces (reference)": reference},
+                "examples": [{"instruction": i, "attribute": a, "value": v} for i, (a, v) in zip(instructions[:8], requested)]}
+
+    def run(self) -> dict[str, Any]:
+        results: dict[str, Any] = {"meta": {"model": self.cfg.model, "data": self.cfg.data,
+                                            "evaluator": self.cfg.evaluator or "none",
+                                            "date": time.strftime("%Y-%m-%d %H:%M")}}
+        trained = set(self.card.get("tasks", TASKS))
+        for task in tqdm(self.cfg.tasks, desc="eval"):
+            start = time.perf_counter()
+            if task not in trained:
+                results[task] = {"error": f"the model was not trained for {task!r}"}
+                continue
+            try:
+                results[task] = getattr(self, task)()
+            except UserError as err:
+                results[task] = {"error": str(err)}
+            results[task]["seconds"] = round(time.perf_counter() - start, 1)
+            tqdm.write(f"{task}: {_summary(results[task])}")
+        pictures = {k: v for k, v in self.pictures.items() if isinstance(v, torch.Tensor)}
+        write_report(results, self.cfg.out, images=pictures)
+        return results
+
+
+def _prefixed(pr: dict[str, float]) -> dict[str, float]:
+    return {"attribute precision": pr["precision"], "attribute recall": pr["recall"]}
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = ((a - b) / 2).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)  # images in [-1, 1] -> [0, 1] scale
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+def _region(box: tuple[float, float, float, float] | None, size: int) -> tuple[int, int, int, int] | None:
+    return None if box is None else tuple(int(round(f * size)) for f in box)
+
+
+def _summary(entry: dict[str, Any]) -> str:
+    if "error" in entry:
+        return f"not run ({entry['error']})"
+    first = next(iter(entry["metrics"].values()))
+    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in first.items())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = EvalConfig()
+    parser.add_argument("--model", default=defaults.model)
+    parser.add_argument("--data", default=defaults.data)
+    parser.add_argument("--evaluator", default=defaults.evaluator)
+    parser.add_argument("--out", default=defaults.out)
+    parser.add_argument("--tasks", default="all", help=f"comma-separated subset of {','.join(TASKS)}")
+    parser.add_argument("--limit", type=int, default=defaults.limit, help="test faces per task (0 = all)")
+    parser.add_argument("--samples-per-prompt", type=int, default=defaults.samples_per_prompt)
+    parser.add_argument("--cfg-scale", type=float, default=defaults.cfg_scale)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--fast", action="store_true", help="a few faces per task (tests)")
+
+
+def run(args: argparse.Namespace) -> int:
+    tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise UserError(f"unknown task(s) {unknown}; choose from {','.join(TASKS)}")
+    cfg = EvalConfig(model=args.model, data=args.data, evaluator=args.evaluator, out=args.out, tasks=tasks,
+                     limit=args.limit, samples_per_prompt=args.samples_per_prompt, cfg_scale=args.cfg_scale,
+                     seed=args.seed, fast=args.fast)
+    Benchmark(cfg).run()
+    print(f"wrote {Path(cfg.out) / 'report.md'}")
+    return 0
