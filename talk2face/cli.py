@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("talk2face.data.synface.cli", "render the SynFace data set"),
     "data": ("talk2face.data.inspect", "inspect a data source: counts per split and label"),
     "tokenize": ("talk2face.data.pretokenize", "VQ-encode every image of a source once, to Arrow"),
+    "eval": ("talk2face.evaluation.benchmark", "benchmark every task of a model on a test split (make eval)"),
     "generate": ("talk2face.commands:generate", "text to face: generate faces from a description"),
     "caption": ("talk2face.commands:caption", "describe faces in words"),
     "age": ("talk2face.commands:age", "estimate the age of faces"),
