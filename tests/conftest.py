@@ -51,3 +51,16 @@ def tiny_model(tiny_world, tmp_path_factory) -> Path:
     from talk2face.train import main
 
     return main(tiny_train_args(tiny_world, tmp_path_factory.mktemp("tiny_run"))).final_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluator(tiny_world, tmp_path_factory) -> Path:
+    """An evaluator CNN trained for one short epoch on the tiny world's real faces."""
+    from talk2face.evaluation.train_evaluator import main
+
+    out = tmp_path_factory.mktemp("evaluator")
+    argv = [str(REPO / "experiments" / "evaluator-synface.yaml"), f"--data.source={tiny_world['synface']}",
+            "--model.image_size=32", "--model.channels=[8, 16]", "--train.epochs=1", "--train.batch_size=32",
+            "--train.warmup_steps=1", f"--out={out}"]
+    assert main(argv) == 0
+    return out

@@ -155,7 +155,7 @@ class Benchmark:
         truth = labels_matrix([r.attributes for r in records], names)  # (N, A)
         probs = self.model.classify_attributes(self.paths(records), names=names, batch_size=self.cfg.batch_size)
         predicted = np.array([[p[a] >= 0.5 for a in names] for p in probs])
-        majority = MajorityAttributes().fit(labels_matrix([r.attributes for r in self.train if r.attributes], names))
+        majority = MajorityAttributes(names).fit(labels_matrix([r.attributes for r in self.train if r.attributes], names))
         base = majority.predict(len(records))
         return {
             "metrics": {
