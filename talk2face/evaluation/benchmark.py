@@ -70,6 +70,7 @@ class EvalConfig:
     seed: int = 0
     batch_size: int = 32
     fast: bool = False  # tests: 8 faces per task, 2 samples per prompt
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"  # where the model and evaluator run
 
 
 def stated_age(text: str) -> int | None:
@@ -100,7 +101,7 @@ class Benchmark:
         from talk2face.pipeline import Talk2Face  # the library's inference API is what is measured
 
         self.cfg = cfg
-        self.model = Talk2Face.from_pretrained(cfg.model)
+        self.model = Talk2Face.from_pretrained(cfg.model, device=cfg.device)
         self.card = json.loads((Path(cfg.model) / "talk2face.json").read_text())
         self.source: Source = open_source(cfg.data)
         test = list(self.source.records("test"))
@@ -110,12 +111,12 @@ class Benchmark:
         self.faces = [r for r in test if r.edit is None][:limit]
         self.edits = [r for r in test if r.edit is not None][:limit]
         self.train = [r for r in self.source.records("train") if r.edit is None][: 20 * limit]
-        self.evaluator = FaceEvaluator.from_pretrained(cfg.evaluator) if cfg.evaluator else None
+        self.evaluator = FaceEvaluator.from_pretrained(cfg.evaluator).to(cfg.device) if cfg.evaluator else None
         self.size = self.model.vqgan.image_size
         self.pictures: dict[str, Any] = {}
 
     def pixels(self, records: Sequence[FaceRecord]) -> torch.Tensor:
-        return load_images([self.source.image_path(r) for r in records], self.size)  # (N, 3, H, W)
+        return load_images([self.source.image_path(r) for r in records], self.size).to(self.cfg.device)  # (N, 3, H, W)
 
     def paths(self, records: Sequence[FaceRecord]) -> list[Path]:
         return [self.source.image_path(r) for r in records]
