@@ -1,0 +1,41 @@
+"""`make bench`: every speed target of the project, measured on this machine, printed.
+
+    python -m talk2face.bench [--vqgan DIR] [--data DIR]
+
+1. SynFace rendering (faces/s),
+2. the image tokenizer: PSNR, codebook usage, pre-tokenization images/s, codes vs pixels on the fly
+   (needs a trained VQGAN: `make demo` makes one in runs/demo/vqgan/final; skipped otherwise),
+3. decoder training: bf16 vs fp32, loop overhead, MFU,
+4. generation: vs the Talk2Face reference decoding, constraints, guidance, analysis images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from talk2face import bench_generation, bench_synface, bench_train
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vqgan", default="runs/demo/vqgan/final", help="a trained VQGAN folder")
+    parser.add_argument("--data", default="data/synface", help="the SynFace folder it was trained on")
+    args = parser.parse_args(argv)
+    print("== SynFace ==")
+    bench_synface.main([])
+    print("\n== image tokenizer ==")
+    if Path(args.vqgan, "config.json").exists() and Path(args.data).is_dir():
+        from talk2face.vqgan import bench as bench_vqgan
+
+        bench_vqgan.main(["--vqgan", args.vqgan, "--data", args.data])
+    else:
+        print(f"skipped: no trained VQGAN at {args.vqgan} (run `make demo` first)")
+    print("\n== decoder training ==")
+    bench_train.main([])
+    print("\n== generation ==")
+    bench_generation.main([])
+
+
+if __name__ == "__main__":
+    main()
