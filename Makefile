@@ -1,10 +1,11 @@
 # Every target installs first when needed, so each is one command on a fresh machine.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-MODEL   ?= runs/synface-small/final
-DATA    ?= data/synface
-OUT     ?= outputs/eval
-TASKS   ?= all
+MODEL     ?= runs/demo/decoder/final
+DATA      ?= data/synface
+EVALUATOR ?= runs/demo/evaluator
+OUT       ?= outputs/eval
+TASKS     ?= all
 
 .PHONY: install test test-all demo bench eval clean
 
@@ -31,7 +32,7 @@ bench: install
 	$(PY) -m talk2face.bench
 
 eval: install
-	$(PY) -m talk2face.cli eval --model $(MODEL) --data $(DATA) --out $(OUT) --tasks $(TASKS)
+	$(PY) -m talk2face.cli eval --model $(MODEL) --data $(DATA) --evaluator $(EVALUATOR) --out $(OUT) --tasks $(TASKS)
 
 clean:
 	rm -rf .venv *.egg-info .pytest_cache

@@ -18,6 +18,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
+from talk2face.cli import run_standalone
 from talk2face.data.sources import open_source
 from talk2face.errors import UserError
 from talk2face.sequences import SequenceBuilder
@@ -90,14 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m talk2face.seqlen", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_standalone(sys.modules[__name__], "python -m talk2face.seqlen", argv)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 
+from talk2face.cli import run_standalone
 from talk2face.errors import UserError
 
 UNK = "<unk>"
@@ -161,14 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m talk2face.text_tokenizer", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_standalone(sys.modules[__name__], "python -m talk2face.text_tokenizer", argv)
 
 
 if __name__ == "__main__":
