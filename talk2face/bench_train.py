@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         cfg = load_config(TrainConfig, args.config, overrides)
         vocab = Vocab.from_pretrained(runs["bf16"].final_dir)
         builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
-        dataset = MultiTaskDataset(tables, cfg.data.task_weights, builder, cfg.seed, args.steps * cfg.batch_size)
+        dataset = MultiTaskDataset(tables, cfg.data.task_weights, builder, cfg.seed, args.steps * cfg.batch_size,
+                                   task_block=cfg.batch_size if cfg.data.task_per_batch else 1)
         batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=lambda ex: collate(ex, vocab.pad_id)))
         bare = bare_loop(cfg, batches, vocab, bf16=True)
 

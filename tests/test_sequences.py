@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +194,17 @@ def test_pretokenized_arrow_rows(vocab, templates):
     ds = MultiTaskDataset({"arrow": table}, {t: 1.0 for t in TASKS}, builder(vocab, templates), seed=0, length=40)
     batch = collate([ds[i] for i in range(40)], vocab.pad_id)
     assert batch["input_ids"].shape[0] == 40 and torch.all(batch["input_ids"][:, 0] == vocab.bos_id)
+
+
+def test_task_block_gives_one_task_per_batch_and_keeps_the_mixture(vocab, templates):
+    weights = {"age": 1.0, "caption": 1.0}
+    ds = MultiTaskDataset(_tables(), weights, builder(vocab, templates), seed=0, length=8 * 40, task_block=8)
+    tasks = [ds.task_of(i) for i in range(len(ds))]
+    blocks = [set(tasks[b : b + 8]) for b in range(0, len(tasks), 8)]
+    assert all(len(b) == 1 for b in blocks)
+    counts = Counter(next(iter(b)) for b in blocks)
+    assert set(counts) == {"age", "caption"} and min(counts.values()) >= 10
+    # every item is built for its block's task: an age answer is one number token + <eos>
+    for i in range(16):
+        supervised = int((ds[i]["labels"] != -100).sum())
+        assert (supervised == 2) == (tasks[i] == "age")
