@@ -22,8 +22,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q --no-deps taming-transformers-rom1504==0.0.6
 	touch $(STAMP)
 
+# One thread per test process: the tests' tensors are tiny, and on 2 shared cores torch's
+# default of one thread per core spends more time synchronising than computing (measured ~4x).
 test: install
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 demo: install
 	$(PY) -m talk2face.demo
