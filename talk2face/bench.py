@@ -3,8 +3,9 @@
     python -m talk2face.bench [--vqgan DIR] [--data DIR]
 
 1. SynFace rendering (faces/s),
-2. the image tokenizer: PSNR, codebook usage, pre-tokenization images/s, codes vs pixels on the fly
-   (needs a trained VQGAN: `make demo` makes one in runs/demo/vqgan/final; skipped otherwise),
+2. the image tokenizer: PSNR, codebook usage, pre-tokenization images/s, codes vs pixels on the fly,
+   attributes the evaluator still sees on reconstructions (needs a trained VQGAN and evaluator:
+   `make demo` makes them in runs/demo/; skipped otherwise),
 3. decoder training: bf16 vs fp32, loop overhead, MFU,
 4. generation: vs the Talk2Face reference decoding, constraints, guidance, analysis images/s.
 """
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vqgan", default="runs/demo/vqgan/final", help="a trained VQGAN folder")
     parser.add_argument("--data", default="data/synface", help="the SynFace folder it was trained on")
+    parser.add_argument("--evaluator", default="runs/demo/evaluator", help="a trained evaluator folder")
     args = parser.parse_args(argv)
     print("== SynFace ==")
     bench_synface.main([])
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     if Path(args.vqgan, "config.json").exists() and Path(args.data).is_dir():
         from talk2face.vqgan import bench as bench_vqgan
 
-        bench_vqgan.main(["--vqgan", args.vqgan, "--data", args.data])
+        judge = ["--evaluator", args.evaluator] if Path(args.evaluator, "config.json").exists() else []
+        bench_vqgan.main(["--vqgan", args.vqgan, "--data", args.data, *judge])
     else:
         print(f"skipped: no trained VQGAN at {args.vqgan} (run `make demo` first)")
     print("\n== decoder training ==")

@@ -14,7 +14,7 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
     config.write_text(json.dumps({
         "faces": 60, "size": 32, "data": str(tmp_path / "synface"), "runs": str(tmp_path / "runs"),
         "out": str(tmp_path / "demo"),
-        "vqgan_overrides": ["--model={image_size: 32, ch_mult: [1, 2, 2, 2], n_codes: 64}", "--optim.steps=3",
+        "vqgan_overrides": ["--model={image_size: 32, ch_mult: [1, 2], n_codes: 64}", "--optim.steps=3",
                             "--optim.batch_size=8", "--optim.time_budget_s=0", "--eval_every=3", "--save_every=3"],
         "decoder_config": str(REPO / "experiments" / "synface-tiny.yaml"),
         "decoder_overrides": ["--optim.max_steps=4", "--data.val_per_task=2"],
@@ -27,7 +27,7 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
     assert "Text to face" in html and "Benchmark" in html and "Time per stage" in html
     report = json.loads((tmp_path / "demo" / "eval" / "report.json").read_text())
     assert {"age", "attributes", "caption", "text_to_face", "edit"} <= set(report)
-    for name in ("t2f_0.png", "face_0.png", "edit_0.png", "synface_sheet.png"):
+    for name in ("t2f_0.png", "face_0.png", "edit_0.png", "synface_sheet.png", "overview.png"):
         assert (tmp_path / "demo" / name).exists(), name
     capsys.readouterr()
     main([str(config)])  # the second run reuses every stage

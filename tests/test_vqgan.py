@@ -58,6 +58,26 @@ def test_encode_decode_shapes_and_save_load(tmp_path):
     assert torch.allclose(again.decode(codes), out)
 
 
+def test_patch_size_runs_taming_modules_on_space_to_depth_patches():
+    vq = tiny_vqgan(patch_size=2)  # 16x16 images -> 8x8 patches of 12 channels -> 4x4 codes
+    assert vq.grid_size == (4, 4)
+    x = images(2)
+    dd = {**TINY_DD, "resolution": 8, "in_channels": 12, "out_ch": 12}
+    encoder, decoder = Encoder(**dd).eval(), Decoder(**dd).eval()
+    encoder.load_state_dict({k[len("encoder."):]: v for k, v in vq.state_dict().items() if k.startswith("encoder.")})
+    decoder.load_state_dict({k[len("decoder."):]: v for k, v in vq.state_dict().items() if k.startswith("decoder.")})
+    with torch.no_grad():
+        z = vq.quant_conv(encoder(torch.nn.functional.pixel_unshuffle(x, 2)))  # (2, 4, 4, 4)
+        _, _, (_, _, idx) = vq.quantize(z)
+        codes = vq.encode(x)
+        assert torch.equal(codes, idx.view(2, 16))
+        z_q = vq.quantize.get_codebook_entry(codes.reshape(-1), (2, 4, 4, 4))
+        expected = torch.nn.functional.pixel_shuffle(decoder(vq.post_quant_conv(z_q)), 2).clamp(-1, 1)
+        assert torch.allclose(vq.decode(codes), expected, atol=1e-6)
+    with pytest.raises(UserError, match="patch_size 3"):
+        tiny_vqgan(patch_size=3)
+
+
 def test_presets():
     assert VQGAN_PRESETS["synface-64"].grid_size == (8, 8)  # <= 64 codes per SynFace face
     taming = VQGAN_PRESETS["taming-f16-1024"]
@@ -285,3 +305,32 @@ def test_bench_prints_figures(tmp_path, capsys):
     assert 0 < figures["codebook_usage"] <= 1 and figures["codes_per_face"] == 64 and figures["speedup_read_vs_on_the_fly"] > 0
     assert figures["tokenize_images_per_s"] > 0 and "codebook usage" in capsys.readouterr().out
     assert json.loads((tmp_path / "bench.json").read_text()) == figures
+
+
+class LosslessTokenizer:
+    """encode/decode that hand back the very images, so reconstructions equal the real faces."""
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        self.images = images
+        return torch.arange(len(images))[:, None]
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.images[codes[:, 0]]
+
+
+class BlankTokenizer(LosslessTokenizer):
+    """Reconstructs every face as a grey square: every attribute erased."""
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(self.images)
+
+
+def test_attribute_retention_judges_reconstructions_against_labels(tiny_world, tiny_evaluator):
+    from talk2face.vqgan.metrics import load_split_pixels
+
+    pixels = load_split_pixels(str(tiny_world["synface"]), "train", 32)
+    lossless = bench.attribute_retention(LosslessTokenizer(), str(tiny_evaluator), str(tiny_world["synface"]), "train", pixels)
+    assert lossless["reconstructed"] == lossless["real"]
+    blank = bench.attribute_retention(BlankTokenizer(), str(tiny_evaluator), str(tiny_world["synface"]), "train", pixels)
+    assert blank["real"] == lossless["real"]
+    assert blank["reconstructed"]["balanced_accuracy"] == pytest.approx(0.5)  # one verdict for every face

@@ -8,7 +8,9 @@ Prints, for one trained VQGAN:
 - pre-tokenization throughput in images/s: `tokenize` end to end (PNG decoding, preprocessing,
   encoding, writing Arrow) on the first `--n` records of the split;
 - side by side in this run: the time to get a training batch's codes by reading the Arrow rows
-  versus decoding the PNGs and encoding them on the fly, and the speed-up.
+  versus decoding the PNGs and encoding them on the fly, and the speed-up;
+- with `--evaluator`: the evaluator's attribute accuracy and age error on the real test faces and
+  on their reconstructions, side by side (the tokenizer must not erase attributes).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from talk2face.data.images import load_images
 from talk2face.data.pretokenize import load_tokenized, tokenize
 from talk2face.data.sources import open_source
 from talk2face.errors import UserError
-from talk2face.vqgan.metrics import evaluate_reconstruction, load_split_pixels
+from talk2face.evaluation.evaluator import FaceEvaluator
+from talk2face.evaluation.face_metrics import age_mae, balanced_accuracy, labels_matrix, mean_accuracy
+from talk2face.vqgan.metrics import evaluate_reconstruction, load_split_pixels, to_float
 from talk2face.vqgan.model import VQGAN
 
 
@@ -54,6 +58,32 @@ def time_batches(fetch, batches: list[torch.Tensor]) -> float:
     return (time.perf_counter() - start) / len(batches)
 
 
+@torch.no_grad()
+def attribute_retention(vq: VQGAN, evaluator_dir: str, data: str, split: str, pixels: torch.Tensor) -> dict:
+    """The evaluator's verdicts on `split`'s faces and on their VQ reconstructions, against the labels.
+
+    Returns:
+        {"real": {...}, "reconstructed": {...}}, each with mean / balanced attribute accuracy and age MAE.
+    """
+    evaluator = FaceEvaluator.from_pretrained(evaluator_dir)
+    records = list(open_source(data).records(split))
+    names = list(evaluator.config.attributes)
+    truth = labels_matrix([r.attributes for r in records], names)  # (N, A), -1 where unknown
+    ages = [r.age for r in records]
+    real = to_float(pixels)  # (N, 3, S, S)
+    reconstructed = torch.cat([vq.decode(vq.encode(chunk)) for chunk in real.split(256)])
+    out = {}
+    for name, images in (("real", real), ("reconstructed", reconstructed)):
+        probs, predicted_ages = evaluator.predict(images)  # (N, A), (N,)
+        predicted = probs.numpy() >= 0.5
+        out[name] = {
+            "attribute_accuracy": round(mean_accuracy(predicted, truth, names), 4),
+            "balanced_accuracy": round(balanced_accuracy(predicted, truth, names), 4),
+            "age_mae": round(age_mae(predicted_ages.tolist(), ages), 2) if None not in ages else None,
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vqgan", default="runs/vqgan-synface/final", help="a trained VQGAN folder")
@@ -63,12 +93,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64, help="tokenize's encoder batch")
     parser.add_argument("--train-batch", type=int, default=16, help="batch size of the side-by-side read")
     parser.add_argument("--batches", type=int, default=20, help="batches timed per side")
+    parser.add_argument("--evaluator", default=None, help="a trained evaluator folder: judge reconstructions too")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
     vq = VQGAN.from_pretrained(args.vqgan)
-    quality = evaluate_reconstruction(vq, load_split_pixels(args.data, args.split, vq.image_size))
+    pixels = load_split_pixels(args.data, args.split, vq.image_size)
+    quality = evaluate_reconstruction(vq, pixels)
+    retention = attribute_retention(vq, args.evaluator, args.data, args.split, pixels) if args.evaluator else None
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -99,6 +132,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  pre-tokenization         {figures['tokenize_images_per_s']:.1f} images/s ({args.n} images, end to end)")
     print(f"  batch of {args.train_batch}: read codes {figures['batch_ms_read_codes']:.2f} ms, decode PNG + "
           f"encode {figures['batch_ms_decode_encode']:.1f} ms -> {figures['speedup_read_vs_on_the_fly']:.0f}x faster")
+    if retention:
+        figures["evaluator"] = retention
+        for name, r in retention.items():
+            print(f"  evaluator on {name:13s} attribute accuracy {r['attribute_accuracy']:.3f} "
+                  f"(balanced {r['balanced_accuracy']:.3f}), age MAE {r['age_mae']}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return figures

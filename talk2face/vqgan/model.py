@@ -59,17 +59,22 @@ class VQGANConfig:
     # Yu et al. 2021): latents and code vectors live on the unit sphere, so nearest-neighbour
     # search is cosine similarity and far fewer codes die. Off for taming checkpoints.
     l2_codes: bool = False
+    # Space-to-depth before taming's Encoder (and depth-to-space after its Decoder): the encoder
+    # sees (3 * p * p, H / p, W / p) patches, as ViT-VQGAN (Yu et al. 2021) embeds 8x8 patches.
+    # Convolutions at full resolution dominate the cost of a small VQGAN; at p = 4 they are gone.
+    patch_size: int = 1
 
     @property
     def grid_size(self) -> tuple[int, int]:
-        side = self.image_size // 2 ** (len(self.ch_mult) - 1)
+        side = self.image_size // self.patch_size // 2 ** (len(self.ch_mult) - 1)
         return (side, side)
 
     def ddconfig(self) -> dict:
         """The keyword arguments of taming's Encoder/Decoder."""
         return dict(
-            double_z=False, z_channels=self.z_channels, resolution=self.image_size, in_channels=3,
-            out_ch=3, ch=self.ch, ch_mult=list(self.ch_mult), num_res_blocks=self.num_res_blocks,
+            double_z=False, z_channels=self.z_channels, resolution=self.image_size // self.patch_size,
+            in_channels=3 * self.patch_size**2, out_ch=3 * self.patch_size**2, ch=self.ch,
+            ch_mult=list(self.ch_mult), num_res_blocks=self.num_res_blocks,
             attn_resolutions=list(self.attn_resolutions), dropout=self.dropout,
         )
 
@@ -78,19 +83,23 @@ class VQGANConfig:
         channels = [self.ch * m for m in self.ch_mult] + [self.ch]
         if any(c % 32 for c in channels):
             raise UserError(f"{where}: ch * ch_mult must be multiples of 32 (GroupNorm(32)), got {channels}")
-        if self.image_size % 2 ** (len(self.ch_mult) - 1):
-            raise UserError(f"{where}: image_size {self.image_size} not divisible by 2^{len(self.ch_mult) - 1}")
+        factor = self.patch_size * 2 ** (len(self.ch_mult) - 1)
+        if self.patch_size < 1 or self.image_size % factor:
+            raise UserError(
+                f"{where}: image_size {self.image_size} not divisible by patch_size {self.patch_size} "
+                f"* 2^{len(self.ch_mult) - 1}"
+            )
         if not 1 <= self.n_codes <= 65536:
             raise UserError(f"{where}: n_codes must be in [1, 65536] (codes are stored as uint16)")
 
 
 VQGAN_PRESETS: dict[str, VQGANConfig] = {
-    # SynFace 64x64 -> 8x8 = 64 codes, sized for a 5-minute CPU budget: the fewest channels
-    # taming's GroupNorm(32) allows, and no widening until 16x16 (the 64x64 and 32x32 levels
-    # dominate the cost). Measured at ~14k training images (5 CPU minutes): ch_mult [1, 2, 2, 4]
-    # was 2 dB worse (half the speed); [1, 1, 1, 2], 1024 codes, plain codes within 0.3 dB.
+    # SynFace 64x64 -> 8x8 = 64 codes, sized for a 5-minute CPU budget: 4x4 patches in, so the
+    # convolutions run at 16x16 (64 channels) and 8x8 (128). Measured side by side at the images a
+    # 2-core CPU trains on in 240 s: 21.5 dB PSNR versus 17.5 dB for taming's layout at full
+    # resolution (ch 32, ch_mult [1, 1, 2, 2]), which trains 2.3x fewer images per second.
     "synface-64": VQGANConfig(
-        preset="synface-64", image_size=64, ch=32, ch_mult=[1, 1, 2, 2], num_res_blocks=1,
+        preset="synface-64", image_size=64, patch_size=4, ch=64, ch_mult=[1, 2], num_res_blocks=1,
         attn_resolutions=[], z_channels=64, n_codes=512, embed_dim=16, legacy=False, l2_codes=True,
     ),
     # taming's FFHQ / FacesHQ f16 config (configs/faceshq_vqgan.yaml): 256x256 -> 16x16, 1024
@@ -138,7 +147,8 @@ class VQGAN(nn.Module):
         Returns:
             (B, embed_dim, h, w); unit vectors along dim 1 when `config.l2_codes`.
         """
-        z = self.quant_conv(self.encoder(images))  # (B, D, h, w)
+        patches = F.pixel_unshuffle(images, self.config.patch_size)  # (B, 3 p^2, H/p, W/p)
+        z = self.quant_conv(self.encoder(patches))  # (B, D, h, w)
         return F.normalize(z, dim=1) if self.config.l2_codes else z
 
     def quantize_latents(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,7 +166,7 @@ class VQGAN(nn.Module):
 
     def decode_latents(self, z_q: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w) code vectors -> (B, 3, H, W) images (unclamped)."""
-        return self.decoder(self.post_quant_conv(z_q))
+        return F.pixel_shuffle(self.decoder(self.post_quant_conv(z_q)), self.config.patch_size)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass.
