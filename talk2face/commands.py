@@ -110,16 +110,33 @@ def _attributes(model, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _edit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the face to edit")
-    parser.add_argument("instructions", nargs="+", help='one or more instructions, applied in turn ("make him smile")')
+    parser.add_argument("instructions", nargs="+", help='one or more instructions, applied in turn ("make him smile"); '
+                        'with --in-place, Attribute=yes|no ("Eyeglasses=yes")')
+    parser.add_argument("--in-place", action="store_true",
+                        help="regenerate only the attribute's region (models trained without edit pairs)")
+    parser.add_argument("--candidates", type=int, default=8, help="--in-place: samples per edit, best kept")
     parser.add_argument("--out", default="edited.png", help="PNG of the final result")
     parser.add_argument("--cfg-scale", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
 
 
+def _attribute_change(text: str) -> tuple[str, bool]:
+    """"Eyeglasses=yes" -> ("Eyeglasses", True)."""
+    name, _, value = text.partition("=")
+    if value.lower() not in ("yes", "no"):
+        raise UserError(f"--in-place edits are Attribute=yes or Attribute=no, got {text!r}")
+    return name, value.lower() == "yes"
+
+
 def _edit(model, args: argparse.Namespace) -> dict[str, Any]:
     face: Any = args.image
     for instruction in args.instructions:  # chained edits: each result is the next source
-        face = model.edit([face], instruction, cfg_scale=args.cfg_scale, seed=args.seed)[0]
+        if args.in_place:
+            attribute, value = _attribute_change(instruction)
+            face = model.edit_in_place([face], attribute, value, candidates=args.candidates,
+                                       cfg_scale=args.cfg_scale, seed=args.seed)[0]
+        else:
+            face = model.edit([face], instruction, cfg_scale=args.cfg_scale, seed=args.seed)[0]
     return {"out": _save_grid([face], args.out, columns=1), "instructions": args.instructions}
 
 

@@ -9,6 +9,7 @@ Used by `model.generate` (KV cache, batched over prompts and samples):
   2022) are sampled once per pair with temperature / top-k / top-p, and the chosen token is
   returned as a one-hot score for both rows, so greedy `generate` appends the same token to the
   conditional and the unconditional sequence and both KV caches stay in step.
+- `KeepCodes`: forces the source face's codes outside an edit region (edits without edit pairs).
 Unlike the Talk2Face release (batch 1, no cache, full recompute per token, nothing stopping a
 text token inside an image span), every face here has exactly h*w image codes.
 """
@@ -84,3 +85,27 @@ class GuidedSampler(LogitsProcessor):
             tokens = tokens.repeat(2, 1)  # (2B, 1): the twin follows its conditional row
         forced = torch.full_like(scores, -float("inf"))
         return forced.scatter_(1, tokens, 0.0)
+
+
+class KeepCodes(LogitsProcessor):
+    """Inside a face span, force the source face's token wherever `keep` is set (edit in place).
+
+    Args:
+        source_ids: (N, h*w) vocabulary ids of the source faces' codes, one row per generated row
+            (guided batches repeat them for the unconditional twins).
+        keep: (N, h*w) bool, True where the source token is kept.
+        start: length of the prompt; generated token i sits at position start + i.
+    Run it after `GuidedSampler`, so a kept cell overrides the sampled token in both twins.
+    """
+
+    def __init__(self, source_ids: torch.Tensor, keep: torch.Tensor, start: int):
+        self.source_ids, self.keep, self.start = source_ids, keep, start
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        i = input_ids.shape[1] - self.start  # index of the code being chosen
+        if not 0 <= i < self.keep.shape[1]:
+            return scores
+        rows = self.keep[:, i]  # (N,)
+        forced = torch.full_like(scores[rows], -float("inf")).scatter_(1, self.source_ids[rows, i, None], 0.0)
+        scores[rows] = forced
+        return scores

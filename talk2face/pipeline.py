@@ -4,6 +4,7 @@
     faces = model.text_to_face(["a smiling old man with glasses"], num_samples=4, seed=0)
     model.caption(["face.png"]); model.estimate_age(["face.png"]); model.classify_attributes(["face.png"])
     model.edit(["face.png"], ["make him smile"])
+    model.edit_in_place(["face.png"], "Eyeglasses", True)   # no edit pairs needed (real data)
     model.prompt("describe this face: {face}", face="face.png")   # any template string
 
 Each task is prompted with its template's first paraphrase. Faces come out of batched
@@ -28,16 +29,12 @@ from talk2face.checkpoint import CARD_FILE, TEMPLATES_SUBDIR, VQGAN_SUBDIR, chec
 from talk2face.data.images import ImageInput, load_images, to_pil
 from talk2face.data.record import ATTRIBUTES
 from talk2face.errors import UserError
-from talk2face.generation import AllowedRange, GuidedSampler
+from talk2face.edit_regions import regenerated_cells, target_phrase
+from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes
 from talk2face.sequences import SequenceBuilder
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU runs bf16 matmuls natively (AVX512-BF16 / AMX), where autocast pays off."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class Talk2Face:
@@ -72,14 +69,15 @@ class Talk2Face:
         Args:
             path: the folder.
             device: "cpu" or "cuda".
-            bf16: bf16 autocast; default on for a GPU or a CPU with native bf16.
+            bf16: bf16 autocast; default on for a GPU, off on a CPU (on the AVX512-BF16 CPU this
+                was measured on, bf16 generation ran 1.3x slower: python -m talk2face.bench_generation).
         """
         path = check_checkpoint_folder(path)
         card = json.loads((path / CARD_FILE).read_text())
         model = AutoModelForCausalLM.from_pretrained(path).to(device)
         vqgan = VQGAN.from_pretrained(path / VQGAN_SUBDIR, device=device)
         if bf16 is None:
-            bf16 = device != "cpu" or cpu_has_bf16()
+            bf16 = device != "cpu"
         return cls(model, Vocab.from_pretrained(path), vqgan, Templates.load(path / TEMPLATES_SUBDIR),
                    card["attributes"], card["max_length"], bf16)
 
@@ -134,8 +132,13 @@ class Talk2Face:
     def _generate_faces(
         self, cond: Sequence[np.ndarray], uncond: Sequence[np.ndarray] | None, cfg_scale: float | None,
         temperature: float, top_k: int, top_p: float, seed: int | None, batch_size: int,
+        keep: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> torch.Tensor:
-        """Sample exactly h*w codes after each `<bos> prompt <sep>`; returns codes (B, h*w)."""
+        """Sample exactly h*w codes after each `<bos> prompt <sep>`; returns codes (B, h*w).
+
+        `keep` = (source codes (B, h*w), mask (B, h*w)): where the mask is set, the source code is
+        forced instead of sampled.
+        """
         n = self.n_image_tokens
         guided = uncond is not None and cfg_scale is not None and cfg_scale != 1.0
         generator = torch.Generator(self.device)
@@ -148,10 +151,17 @@ class Talk2Face:
             if guided:
                 rows += [np.append(r, self.vocab.boi_id) for r in uncond[start : start + batch_size]]
             ids, mask = self._left_pad(rows)
+            processors = [image_only, sampler]
+            if keep is not None:
+                twins = 2 if guided else 1
+                source = self.vocab.codes_to_ids(torch.from_numpy(keep[0][start : start + batch_size].astype(np.int64)))
+                kept = torch.from_numpy(keep[1][start : start + batch_size])
+                processors.append(KeepCodes(source.repeat(twins, 1).to(self.device), kept.repeat(twins, 1).to(self.device),
+                                            ids.shape[1]))
             with self._autocast():
                 generated = self.model.generate(
                     input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                    logits_processor=[image_only, sampler], pad_token_id=self.vocab.pad_id, eos_token_id=None,
+                    logits_processor=processors, pad_token_id=self.vocab.pad_id, eos_token_id=None,
                 )
             batch = len(rows) // 2 if guided else len(rows)
             out.append(self.vocab.ids_to_codes(generated[:batch, -n:]))  # (b, h*w)
@@ -228,6 +238,34 @@ class Talk2Face:
         codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
         return self.decode_faces(codes)
 
+    def edit_in_place(
+        self, images: Sequence[ImageInput], attribute: str, value: bool, candidates: int = 8,
+        cfg_scale: float | None = 3.0, temperature: float = 1.0, top_k: int = 0, seed: int | None = None,
+        batch_size: int = 32,
+    ) -> list[Image.Image]:
+        """Edit without edit pairs: set `attribute` to `value` by regenerating only its region's codes.
+
+        For models trained on data with no before/after pairs (see talk2face.edit_regions): the
+        source codes outside the attribute's region are kept, the cells inside are sampled by the
+        text-to-face task prompted for the wanted value, and of `candidates` samples per face the
+        one the model's own attribute classifier finds most likely to have `attribute` = `value`
+        is returned.
+        """
+        if attribute not in self.attributes:
+            raise UserError(f"this model was not trained on attribute {attribute!r}; it knows {self.attributes}")
+        if candidates < 1:
+            raise UserError(f"candidates must be at least 1, got {candidates}")
+        sources = np.repeat(np.stack(self.encode_faces(images)), candidates, axis=0)  # (N*C, h*w)
+        kept = np.tile(~regenerated_cells(attribute, self.vqgan.grid_size), (len(sources), 1))  # (N*C, h*w)
+        cond = [self._task_prompt("text_to_face", text=target_phrase(attribute, value))] * len(sources)
+        uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(sources)
+        codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, 1.0, seed, batch_size,
+                                     keep=(sources, kept))  # (N*C, h*w)
+        p_yes = torch.tensor([p[attribute] for p in self._attribute_probs(list(codes.cpu().numpy()), [attribute])])
+        score = (p_yes if value else 1 - p_yes).view(-1, candidates)  # (N, C)
+        best = score.argmax(1) + torch.arange(len(score)) * candidates  # (N,)
+        return self.decode_faces(codes[best.to(codes.device)])
+
     def caption(self, images: Sequence[ImageInput], max_new_tokens: int = 48, batch_size: int = 32) -> list[str]:
         """Describe each face in words (greedy decoding)."""
         prompts = [self._task_prompt("caption", face=f) for f in self.encode_faces(images)]
@@ -264,6 +302,12 @@ class Talk2Face:
         Returns:
             one {attribute: probability} per face.
         """
+        return self._attribute_probs(self.encode_faces(images), names, batch_size)
+
+    def _attribute_probs(
+        self, faces: Sequence[np.ndarray], names: Sequence[str] | None = None, batch_size: int = 64,
+    ) -> list[dict[str, float]]:
+        """`classify_attributes` on faces given as code arrays (h*w,)."""
         names = list(self.attributes if names is None else names)
         unknown = sorted(set(names) - set(self.attributes))
         if unknown:
@@ -274,7 +318,7 @@ class Talk2Face:
         slots = np.flatnonzero(answer == yes)
         if len(slots) != len(self.attributes):
             raise UserError(f"the attribute answer has {len(slots)} yes-slots for {len(self.attributes)} attributes")
-        prompts = [self._task_prompt("attributes", face=f) for f in self.encode_faces(images)]
+        prompts = [self._task_prompt("attributes", face=f) for f in faces]
         results: list[dict[str, float]] = []
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]

@@ -37,6 +37,14 @@ def test_edit_chains_instructions(tiny_model, face, tmp_path, capsys):
     assert out["instructions"] == ["make her smile", "add glasses"] and (tmp_path / "e.png").exists()
 
 
+def test_in_place_edit_from_the_shell(tiny_model, face, tmp_path, capsys):
+    out = run_json(capsys, "edit", face, "Eyeglasses=yes", "Smiling=no", "--in-place", "--candidates", "2",
+                   "--out", str(tmp_path / "e.png"), "--model", str(tiny_model))
+    assert Image.open(out["out"]).size == (32, 32)
+    assert main(["edit", face, "add glasses", "--in-place", "--model", str(tiny_model)]) == 2
+    assert "Attribute=yes" in capsys.readouterr().err
+
+
 def test_prompt_with_a_template_string(tiny_model, face, capsys, tmp_path):
     out = run_json(capsys, "prompt", "to caption: {face}", "--face", face, "--out", str(tmp_path / "a.png"),
                    "--model", str(tiny_model))

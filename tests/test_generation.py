@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from talk2face.generation import AllowedRange, GuidedSampler, filter_logits
+from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, filter_logits
 from talk2face.modeling import MODEL_PRESETS, build_model
 
 
@@ -43,6 +43,22 @@ def test_guidance_amplifies_the_difference():
     for _ in range(200):
         counts[sampler(None, torch.cat([cond, uncond])).argmax(-1)[0]] += 1
     assert counts[1] > 190
+
+
+def test_keep_codes_forces_the_source_where_kept():
+    torch.manual_seed(0)
+    model = build_model("tiny", vocab_size=50, max_length=64, pad_id=0, bos_id=1, eos_id=2)
+    prompts = torch.tensor([[1, 5, 6], [1, 7, 8]])
+    source = torch.randint(30, 50, (2, 8))
+    keep = torch.tensor([[True, False] * 4, [False] * 8])  # row 1 is regenerated entirely
+    out = model.generate(
+        prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=8, min_new_tokens=8, do_sample=False,
+        logits_processor=[AllowedRange(30, 50), GuidedSampler(generator=torch.Generator().manual_seed(0)),
+                          KeepCodes(source, keep, start=3)],
+        pad_token_id=0,
+    )[:, 3:]
+    assert torch.equal(out[keep], source[keep])
+    assert not torch.equal(out[1], source[1])  # 8 free draws from 20 tokens matching by chance: ~4e-11
 
 
 def test_generate_with_constraints_yields_only_allowed_tokens():

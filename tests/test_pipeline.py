@@ -68,3 +68,28 @@ def test_edit_returns_one_face_per_input(talk2face, faces):
 def test_unknown_placeholder_is_a_user_error(talk2face):
     with pytest.raises(UserError):
         talk2face.prompt("describe {person}", person="x")
+
+
+def test_in_place_edit_keeps_codes_outside_the_region_and_the_best_candidate(talk2face, faces, monkeypatch):
+    from talk2face.edit_regions import regenerated_cells
+
+    source = np.stack(talk2face.encode_faces(faces[:2]))  # (2, 16) codes of 4x4 grids
+    scored = {}
+
+    def fake_scores(codes, names, batch_size=64):  # P(Eyeglasses) = the first regenerated code / K
+        scored["codes"] = np.stack(codes)
+        return [{"Eyeglasses": float(c[cells][0]) / talk2face.vqgan.n_codes} for c in codes]
+
+    cells = regenerated_cells("Eyeglasses", talk2face.vqgan.grid_size)
+    assert 0 < cells.sum() < len(cells)
+    monkeypatch.setattr(talk2face, "_attribute_probs", fake_scores)
+    monkeypatch.setattr(talk2face, "decode_faces", lambda codes: codes.cpu().numpy())
+    for value in (True, False):
+        out = talk2face.edit_in_place(faces[:2], "Eyeglasses", value, candidates=3, seed=0)  # (2, 16) codes
+        assert (out[:, ~cells] == source[:, ~cells]).all()
+        candidates = scored["codes"].reshape(2, 3, -1)
+        first = candidates[:, :, cells][..., 0]  # (2, 3)
+        best = first.argmax(1) if value else first.argmin(1)
+        assert (out == candidates[[0, 1], best]).all()
+    with pytest.raises(UserError, match="not trained"):
+        talk2face.edit_in_place(faces[:1], "Blurry", True)
