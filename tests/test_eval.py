@@ -1,17 +1,37 @@
 """`talk2face eval` end to end on the tiny world: every task reported, files written, bad input named."""
 
 import json
+import warnings
 
-from talk2face.cli import main
-from talk2face.evaluation.benchmark import claims_of, control_accuracy, stated_age
-
+import pytest
 import torch
 
+from talk2face.cli import main
+from talk2face.errors import UserError
+from talk2face.evaluation.benchmark import claims_of, control_accuracy, stated_age
+from talk2face.evaluation.inception import InceptionFeatures
 
-def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, tmp_path):
+
+class StandInInception(torch.nn.Module):
+    """The FID network's calling convention (pixels in [0, 255], return_features) with toy features."""
+
+    def forward(self, img: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return torch.cat([img.mean(dim=(2, 3)), img.std(dim=(2, 3))], dim=1) / 255.0  # (N, 6)
+
+
+@pytest.fixture
+def inception_file(tmp_path):
+    path = tmp_path / "inception.pt"
+    with warnings.catch_warnings():  # torch.jit.script is deprecated; the FID file is TorchScript all the same
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(StandInInception()).save(str(path))
+    return path
+
+
+def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, inception_file, tmp_path):
     out = tmp_path / "eval"
     argv = ["eval", "--model", str(tiny_model), "--data", str(tiny_world["synface"]),
-            "--evaluator", str(tiny_evaluator), "--out", str(out), "--fast"]
+            "--evaluator", str(tiny_evaluator), "--out", str(out), "--fast", "--inception", str(inception_file)]
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     for task in ("age", "attributes", "caption", "text_to_face", "edit"):
@@ -21,7 +41,10 @@ def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, tmp_path
     t2f = report["text_to_face"]["metrics"]
     assert {"model (in-distribution prompts)", "model (held-out free-style prompts)",
             "VQ reconstruction of real faces (ceiling)"} <= set(t2f)
+    assert t2f["model (in-distribution prompts)"]["FID (Inception)"] >= 0
+    assert t2f["VQ reconstruction of real faces (ceiling)"]["FID (Inception)"] >= 0
     assert 0 <= report["edit"]["metrics"]["model"]["success"] <= 1
+    assert 0 <= report["edit"]["metrics"]["model, in place (no edit pairs)"]["preservation"] <= 1
     md = (out / "report.md").read_text()
     assert "## age" in md and (out / "age_age_scatter.png").exists() and (out / "text_to_face.png").exists()
 
@@ -41,3 +64,15 @@ def test_claims_and_stated_ages():
     assert stated_age("a 34-year-old man") == 34 and stated_age("a lady aged 61") == 61 and stated_age("a man") is None
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.1]])  # two samples of one prompt
     assert control_accuracy([{"Smiling": True, "Eyeglasses": False}], probs, ["Smiling", "Eyeglasses"], 2) == 0.75
+
+
+def test_inception_features_take_pixels_and_bad_files_are_named(inception_file, tmp_path):
+    images = torch.rand(5, 3, 16, 16) * 2 - 1
+    features = InceptionFeatures(inception_file)(images, batch_size=2)
+    pixels = ((images + 1) * 127.5).round()
+    assert features.shape == (5, 6) and torch.allclose(features[:, :3], pixels.mean(dim=(2, 3)) / 255, atol=1e-5)
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(UserError, match="junk.pt"):
+        InceptionFeatures(tmp_path / "junk.pt")
+    with pytest.raises(UserError, match="not found"):
+        InceptionFeatures(tmp_path / "missing.pt")

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from talk2face.data.images import load_images
 from talk2face.data.record import FaceRecord
 from talk2face.data.sources import Source, open_source
+from talk2face.edit_regions import EDIT_REGIONS
 from talk2face.errors import UserError
 from talk2face.evaluation.baselines import MajorityAttributes, MeanAge, NearestNeighbourCaption
 from talk2face.evaluation.caption_attributes import attribute_precision_recall, caption_mentions
@@ -37,24 +38,11 @@ from talk2face.evaluation.face_metrics import (
     age_mae, balanced_accuracy, cumulative_score, diversity, edit_scores, frechet_distance, labels_matrix,
     mean_accuracy, per_attribute_accuracy,
 )
+from talk2face.evaluation.inception import InceptionFeatures
 from talk2face.evaluation.report import write_report
 
 TASKS = ("age", "attributes", "caption", "text_to_face", "edit")
 _STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old)|\baged\s+(\d{1,3})\b|\bage\s+(\d{1,3})\b")
-
-# Where each SynFace edit may change pixels, as a box of fractions (left, top, right, bottom) of
-# the image; None = anywhere (hair, skin, age, sex). Pixel distance is measured outside it.
-EDIT_REGIONS: dict[str, tuple[float, float, float, float] | None] = {
-    "Smiling": (0.2, 0.55, 0.8, 0.95), "Mouth_Slightly_Open": (0.2, 0.55, 0.8, 0.95),
-    "Wearing_Lipstick": (0.2, 0.55, 0.8, 0.95), "Mustache": (0.15, 0.5, 0.85, 1.0),
-    "Goatee": (0.15, 0.55, 0.85, 1.0), "No_Beard": (0.05, 0.45, 0.95, 1.0),
-    "Eyeglasses": (0.1, 0.25, 0.9, 0.6), "Bushy_Eyebrows": (0.1, 0.2, 0.9, 0.5),
-    "Arched_Eyebrows": (0.1, 0.2, 0.9, 0.5), "Narrow_Eyes": (0.1, 0.25, 0.9, 0.55),
-    "Rosy_Cheeks": (0.05, 0.4, 0.95, 0.8), "Big_Nose": (0.3, 0.35, 0.7, 0.75),
-    "Wearing_Earrings": (0.0, 0.35, 1.0, 0.85), "Bangs": (0.05, 0.0, 0.95, 0.45),
-    "Wearing_Hat": (0.0, 0.0, 1.0, 0.45),
-}
-
 
 @dataclass
 class EvalConfig:
@@ -66,10 +54,12 @@ class EvalConfig:
     limit: int = 500  # test faces per task (0 = all)
     samples_per_prompt: int = 2  # text-to-face faces per prompt (diversity needs >= 2)
     cfg_scale: float = 3.0  # guidance for text-to-face and edit
+    edit_candidates: int = 4  # samples per face of the in-place edit (no edit pairs), best kept
     top_k: int = 0
     seed: int = 0
     batch_size: int = 32
     fast: bool = False  # tests: 8 faces per task, 2 samples per prompt
+    inception: str = ""  # a local FID Inception file (see evaluation/inception.py): adds standard FID
     device: str = "cuda" if torch.cuda.is_available() else "cpu"  # where the model and evaluator run
 
 
@@ -112,6 +102,7 @@ class Benchmark:
         self.edits = [r for r in test if r.edit is not None][:limit]
         self.train = [r for r in self.source.records("train") if r.edit is None][: 20 * limit]
         self.evaluator = FaceEvaluator.from_pretrained(cfg.evaluator).to(cfg.device) if cfg.evaluator else None
+        self.inception = InceptionFeatures(cfg.inception, cfg.device) if cfg.inception else None
         self.size = self.model.vqgan.image_size
         self.pictures: dict[str, Any] = {}
 
@@ -238,6 +229,10 @@ class Benchmark:
             "Fréchet (evaluator features)": frechet_distance(self.evaluator.features(recon), real_features),
             "PSNR (dB)": _psnr(recon, real),
         }
+        if self.inception is not None:
+            real_inception = self.inception(real)
+            model_row["FID (Inception)"] = frechet_distance(self.inception(generated), real_inception)
+            ceiling["FID (Inception)"] = frechet_distance(self.inception(recon), real_inception)
         rows = {"model (in-distribution prompts)": model_row}
         heldout = self._heldout_control(records, rng)
         if heldout is not None:
@@ -281,7 +276,23 @@ class Benchmark:
         reference = edit_scores(names, requested, src_probs.numpy() >= 0.5, tgt_probs.numpy() >= 0.5, tgt_ages,
                                 source_pixels, targets, regions)
         self.pictures["edit"] = torch.stack([x for pair in zip(source_pixels[:8], edited[:8]) for x in pair])
-        return {"metrics": {"model": {**scores, "n": len(records)}, "true edited faces (reference)": reference},
+        rows = {"model": {**scores, "n": len(records)}}
+        groups: dict[tuple[str, Any], list[int]] = {}  # one batched call per requested change
+        for i, change in enumerate(requested):
+            if change[0] in self.model.attributes:
+                groups.setdefault(change, []).append(i)
+        if groups:  # the same edits as real data allows them: no edit pairs, the region regenerated
+            order = [i for idx in groups.values() for i in idx]
+            in_place = torch.cat([load_images(self.model.edit_in_place(
+                [sources[i] for i in idx], attribute, bool(value), candidates=self.cfg.edit_candidates,
+                cfg_scale=self.cfg.cfg_scale, seed=self.cfg.seed, batch_size=self.cfg.batch_size), self.size)
+                for (attribute, value), idx in groups.items()])
+            probs, ages, _ = self.judge(in_place)
+            rows["model, in place (no edit pairs)"] = {**edit_scores(
+                names, [requested[i] for i in order], src_probs.numpy()[order] >= 0.5, probs.numpy() >= 0.5, ages,
+                source_pixels[order], in_place, [regions[i] for i in order]), "n": len(order)}
+        rows["true edited faces (reference)"] = reference
+        return {"metrics": rows,
                 "examples": [{"instruction": i, "attribute": a, "value": v} for i, (a, v) in zip(instructions[:8], requested)]}
 
     def run(self) -> dict[str, Any]:
@@ -337,6 +348,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-scale", type=float, default=defaults.cfg_scale)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--fast", action="store_true", help="a few faces per task (tests)")
+    parser.add_argument("--inception", default="", help="local FID Inception file (inception-2015-12-05.pt): adds FID")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -346,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown task(s) {unknown}; choose from {','.join(TASKS)}")
     cfg = EvalConfig(model=args.model, data=args.data, evaluator=args.evaluator, out=args.out, tasks=tasks,
                      limit=args.limit, samples_per_prompt=args.samples_per_prompt, cfg_scale=args.cfg_scale,
-                     seed=args.seed, fast=args.fast)
+                     seed=args.seed, fast=args.fast, inception=args.inception)
     Benchmark(cfg).run()
     print(f"wrote {Path(cfg.out) / 'report.md'}")
     return 0
