@@ -5,7 +5,8 @@
 1. 16 faces: this project's batched, constrained `text_to_face` (KV cache, one `generate` call)
    versus the decoding of the Talk2Face code release (batch 1, no KV cache, the whole sequence
    recomputed for every token, top-k 70 sampling), same model, same prompts.
-2. Constrained versus plain unconstrained `model.generate` (top-k sampling) on the same batch.
+2. Constrained versus plain unconstrained `model.generate` (top-k sampling) on the same batch;
+   the project's generation in fp32 versus bf16 autocast.
 3. Guided (CFG, one batched pass over conditional + unconditional rows) versus unguided.
 4. Age estimation and attribute classification of 256 faces: images/s.
 Without --model it uses an untrained `small` decoder with the SynFace vocabulary and a
@@ -26,7 +27,7 @@ from PIL import Image
 from talk2face.data.record import ATTRIBUTES
 from talk2face.generation import AllowedRange, filter_logits
 from talk2face.modeling import build_model
-from talk2face.pipeline import Talk2Face, cpu_has_bf16
+from talk2face.pipeline import Talk2Face
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN, VQGAN_PRESETS
@@ -93,9 +94,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--model", help="a trained model folder (default: an untrained small model)")
     parser.add_argument("--faces", type=int, default=16)
     parser.add_argument("--analysis-faces", type=int, default=256)
+    parser.add_argument("--device", default="cpu", help="where --model runs (cpu or cuda)")
     args = parser.parse_args(argv)
-    bf16 = cpu_has_bf16()
-    t2f = Talk2Face.from_pretrained(args.model, bf16=bf16) if args.model else untrained_model(bf16)
+    bf16 = args.device != "cpu"  # the pipeline's default; the other precision is timed below
+    t2f = Talk2Face.from_pretrained(args.model, args.device) if args.model else untrained_model(bf16)
     texts = [PROMPTS[i % len(PROMPTS)] for i in range(args.faces)]
     prompts = [t2f._task_prompt("text_to_face", text=t) for t in texts]
     figures: dict[str, float] = {}
@@ -113,6 +115,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     figures["constrained_over_plain"] = constrained / plain
     print(f"generate, batch {args.faces}: plain {plain:.2f} s, constrained {constrained:.2f} s "
           f"-> {constrained / plain:.2f}x the time (target <= 1.0x)")
+
+    t2f.bf16 = not bf16
+    other = timed(lambda: t2f.text_to_face(texts, cfg_scale=None, top_k=70, seed=0, batch_size=args.faces), repeats=2)
+    t2f.bf16 = bf16
+    figures["bf16_over_fp32"] = (ours / other) if bf16 else (other / ours)
+    print(f"precision: {'bf16' if bf16 else 'fp32'} (default here) {ours:.2f} s, {'fp32' if bf16 else 'bf16'} "
+          f"{other:.2f} s -> bf16 takes {figures['bf16_over_fp32']:.2f}x the time of fp32")
 
     guided = timed(lambda: t2f.text_to_face(texts, cfg_scale=3.0, top_k=70, seed=0, batch_size=args.faces), repeats=2)
     figures["guided_over_unguided"] = guided / ours

@@ -117,7 +117,24 @@ def showcase(model_dir: Path, data: Path, out: Path, seed: int) -> dict:
         after = model.edit([before], instruction, seed=seed)[0]
         image_grid(model.decode_faces(torch.as_tensor(model.encode_faces([before])[0])[None]) + [after], rows=1).save(out / f"edit_{i}.png")
         edits.append({"instruction": instruction})
+    overview(out, [(p, out / f"t2f_{i}.png") for i, p in enumerate(SHOWCASE_PROMPTS)]
+             + [(e["instruction"], out / f"edit_{i}.png") for i, e in enumerate(edits)])
     return {"analysis": analysis, "edits": edits}
+
+
+def overview(out: Path, rows: list[tuple[str, Path]], scale: int = 2, text_width: int = 420) -> None:
+    """demo/overview.png, the README's picture: each labelled row of faces, enlarged."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    pictures = [(text, Image.open(path)) for text, path in rows]
+    width = text_width + max(im.width for _, im in pictures) * scale
+    canvas = Image.new("RGB", (width, sum(im.height * scale + 8 for _, im in pictures)), "white")
+    draw, font, y = ImageDraw.Draw(canvas), ImageFont.load_default(size=18), 0
+    for text, im in pictures:
+        canvas.paste(im.resize((im.width * scale, im.height * scale), Image.NEAREST), (text_width, y))
+        draw.text((8, y + im.height * scale // 2), text, fill="black", font=font, anchor="lm")
+        y += im.height * scale + 8
+    canvas.save(out / "overview.png")
 
 
 def _table(metrics: dict) -> str:
