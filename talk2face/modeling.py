@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from talk2face.errors import UserError
@@ -69,3 +70,25 @@ def build_model(
         tie_word_embeddings=True,  # input and output embeddings share weights: fewer params, same quality at this size
     )
     return LlamaForCausalLM(config)
+
+
+@torch.no_grad()
+def init_image_embeddings(model: LlamaForCausalLM, codebook: torch.Tensor, first_image_id: int) -> None:
+    """Start the image-token embeddings as a random projection of the VQGAN's code vectors.
+
+    Codes that look alike then start with alike embeddings (a Gaussian projection keeps inner
+    products up to small distortion), so what the decoder learns about one code carries over to
+    its neighbours; random rows would have to be learnt one by one. Rows keep the scale of
+    Llama's own initialisation. The embeddings are tied, so the output side starts the same way.
+
+    Args:
+        model: a freshly built decoder.
+        codebook: (K, D) code vectors, in code order.
+        first_image_id: vocabulary id of `<img_0>`; the image ids are contiguous.
+    """
+    weight = model.get_input_embeddings().weight  # (V, H)
+    generator = torch.Generator().manual_seed(0)
+    projection = torch.randn(codebook.shape[1], weight.shape[1], generator=generator)  # (D, H)
+    codes = torch.nn.functional.normalize(codebook.float().cpu(), dim=1)  # (K, D)
+    rows = codes @ projection * model.config.initializer_range  # (K, H), N(0, range^2) entries
+    weight[first_image_id : first_image_id + len(codes)] = rows.to(weight.device, weight.dtype)

@@ -5,7 +5,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, filter_logits
-from talk2face.modeling import MODEL_PRESETS, build_model
+from talk2face.modeling import MODEL_PRESETS, build_model, init_image_embeddings
 
 
 def test_allowed_range_inside_and_outside():
@@ -81,3 +81,19 @@ def test_presets_build_stock_llama(preset, tmp_path):
     assert model.config.num_hidden_layers == MODEL_PRESETS[preset].n_layer
     model.save_pretrained(tmp_path)
     assert isinstance(LlamaConfig.from_pretrained(tmp_path), LlamaConfig)
+
+
+def test_image_embeddings_start_as_a_projection_of_the_codebook():
+    torch.manual_seed(0)
+    model = build_model("tiny", vocab_size=100, max_length=32, pad_id=0, bos_id=1, eos_id=2)
+    before = model.get_input_embeddings().weight.detach().clone()
+    codebook = torch.randn(40, 8)
+    init_image_embeddings(model, codebook, first_image_id=60)
+    after = model.get_input_embeddings().weight.detach()
+    assert torch.equal(after[:60], before[:60])  # text and special tokens untouched
+    assert torch.equal(model.get_output_embeddings().weight[60:], after[60:])  # tied
+    codes, rows = torch.nn.functional.normalize(codebook, dim=1), torch.nn.functional.normalize(after[60:], dim=1)
+    upper = torch.triu_indices(40, 40, offset=1)
+    similar = torch.stack([(codes @ codes.T)[upper[0], upper[1]], (rows @ rows.T)[upper[0], upper[1]]])
+    assert torch.corrcoef(similar)[0, 1] > 0.8  # alike codes, alike embeddings
+    assert after[60:].std() == pytest.approx(model.config.initializer_range, rel=0.3)

@@ -52,3 +52,22 @@ def test_nan_loss_stops_with_the_step(tiny_world, tmp_path):
 def test_unknown_config_key_is_named(tmp_path):
     with pytest.raises(ConfigError, match="lrr"):
         load_config(TrainConfig, None, ["--optim.lrr=1"])
+
+
+def test_image_embeddings_start_from_the_vqgan_codebook(tiny_world, tmp_path):
+    from talk2face.vocab import Vocab
+    from talk2face.vqgan import VQGAN
+
+    def similarity_correlation(folder) -> float:
+        weight = AutoModelForCausalLM.from_pretrained(folder).get_input_embeddings().weight.detach()
+        start = Vocab.from_pretrained(folder).image_token_range.start
+        codes = torch.nn.functional.normalize(VQGAN.from_pretrained(tiny_world["vqgan"]).quantize.embedding.weight.detach(), dim=1)
+        rows = torch.nn.functional.normalize(weight[start : start + len(codes)], dim=1)
+        upper = torch.triu_indices(len(codes), len(codes), offset=1)
+        pairs = torch.stack([(codes @ codes.T)[upper[0], upper[1]], (rows @ rows.T)[upper[0], upper[1]]])
+        return float(torch.corrcoef(pairs)[0, 1])
+
+    args = ("--optim.max_steps=1", "--optim.lr=1e-6")
+    projected = main(tiny_train_args(tiny_world, tmp_path / "on", *args)).final_dir
+    random = main(tiny_train_args(tiny_world, tmp_path / "off", *args, "--data.codebook_embeddings=false")).final_dir
+    assert similarity_correlation(projected) > 0.5 > abs(similarity_correlation(random))
