@@ -70,7 +70,7 @@ class Talk2Face:
             path: the folder.
             device: "cpu" or "cuda".
             bf16: bf16 autocast; default on for a GPU, off on a CPU (on the AVX512-BF16 CPU this
-                was measured on, bf16 generation ran 1.3x slower: python -m talk2face.bench_generation).
+                was measured on, bf16 generation ran 1.25x slower: python -m talk2face.bench_generation).
         """
         path = check_checkpoint_folder(path)
         card = json.loads((path / CARD_FILE).read_text())
@@ -153,11 +153,11 @@ class Talk2Face:
             ids, mask = self._left_pad(rows)
             processors = [image_only, sampler]
             if keep is not None:
-                twins = 2 if guided else 1
-                source = self.vocab.codes_to_ids(torch.from_numpy(keep[0][start : start + batch_size].astype(np.int64)))
-                kept = torch.from_numpy(keep[1][start : start + batch_size])
-                processors.append(KeepCodes(source.repeat(twins, 1).to(self.device), kept.repeat(twins, 1).to(self.device),
-                                            ids.shape[1]))
+                twins = 2 if guided else 1  # the unconditional twins keep the same cells
+                codes = torch.from_numpy(keep[0][start : start + batch_size].astype(np.int64))  # (b, h*w)
+                kept = torch.from_numpy(keep[1][start : start + batch_size])  # (b, h*w)
+                source = self.vocab.codes_to_ids(codes).repeat(twins, 1).to(self.device)
+                processors.append(KeepCodes(source, kept.repeat(twins, 1).to(self.device), ids.shape[1]))
             with self._autocast():
                 generated = self.model.generate(
                     input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
