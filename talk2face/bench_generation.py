@@ -40,15 +40,15 @@ PROMPTS = [
 ]
 
 
-def untrained_model(bf16: bool) -> Talk2Face:
-    """A `small` decoder and `synface-64` VQGAN with random weights and the shipped vocabulary."""
+def untrained_model() -> Talk2Face:
+    """A `small` decoder and `synface-64` VQGAN with random weights and the shipped vocabulary, on the CPU."""
     from tokenizers import Tokenizer
 
     torch.manual_seed(0)
     vqgan = VQGAN(VQGAN_PRESETS["synface-64"])
     vocab = Vocab(Tokenizer.from_file(str(REPO / "tokenizers/synface/tokenizer.json")), vqgan.n_codes)
     model = build_model("small", len(vocab), 192, vocab.pad_id, vocab.bos_id, vocab.eos_id)
-    return Talk2Face(model, vocab, vqgan, Templates.load(REPO / "templates"), ATTRIBUTES[:25], 192, bf16=bf16)
+    return Talk2Face(model, vocab, vqgan, Templates.load(REPO / "templates"), ATTRIBUTES[:25], 192)
 
 
 def timed(fn: Callable[[], object], repeats: int = 1) -> float:
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--analysis-faces", type=int, default=256)
     parser.add_argument("--device", default="cpu", help="where --model runs (cpu or cuda)")
     args = parser.parse_args(argv)
-    bf16 = args.device != "cpu"  # the pipeline's default; the other precision is timed below
-    t2f = Talk2Face.from_pretrained(args.model, args.device) if args.model else untrained_model(bf16)
+    t2f = Talk2Face.from_pretrained(args.model, args.device) if args.model else untrained_model()
+    bf16 = t2f.bf16  # the pipeline's default precision; the other one is timed below
     texts = [PROMPTS[i % len(PROMPTS)] for i in range(args.faces)]
     prompts = [t2f._task_prompt("text_to_face", text=t) for t in texts]
     figures: dict[str, float] = {}

@@ -16,8 +16,9 @@ from talk2face.errors import UserError
 
 Box = tuple[float, float, float, float]  # (left, top, right, bottom), fractions of the image side
 
-# Where each attribute may change pixels; None = anywhere (hair colour, skin, age, sex).
-EDIT_REGIONS: dict[str, Box | None] = {
+# Where each attribute may change pixels; an attribute not listed (hair colour, skin, age, sex)
+# may change them anywhere.
+EDIT_REGIONS: dict[str, Box] = {
     "Smiling": (0.2, 0.55, 0.8, 0.95), "Mouth_Slightly_Open": (0.2, 0.55, 0.8, 0.95),
     "Wearing_Lipstick": (0.2, 0.55, 0.8, 0.95), "Mustache": (0.15, 0.5, 0.85, 1.0),
     "Goatee": (0.15, 0.55, 0.85, 1.0), "No_Beard": (0.05, 0.45, 0.95, 1.0),

@@ -116,10 +116,7 @@ class Benchmark:
         """Evaluator verdicts: (attribute probabilities (N, A), ages (N,), attribute names)."""
         if self.evaluator is None:
             raise UserError("no evaluator given (--evaluator): generated faces cannot be judged")
-        size = self.evaluator.config.image_size
-        if images.shape[-1] != size:
-            images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
-        probs, ages = self.evaluator.predict(images)
+        probs, ages = self.evaluator.predict(images)  # resizes to its own training size
         return probs, ages, list(self.evaluator.config.attributes)
 
     # ---- analysis tasks ----------------------------------------------------------------------------
