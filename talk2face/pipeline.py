@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from talk2face.data.record import ATTRIBUTES
 from talk2face.errors import UserError
 from talk2face.edit_regions import regenerated_cells, target_phrase
 from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes
+from talk2face.lexicon import Lexicon, vocabulary_words
 from talk2face.sequences import SequenceBuilder
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
@@ -48,11 +50,14 @@ class Talk2Face:
         attributes: the attribute names the model was trained to list, in ATTRIBUTES order.
         max_length: the decoder's context.
         bf16: run the decoder under bf16 autocast.
+        caption_words: the words of the training captions. When given, words of a description or
+            instruction that the model never read are rewritten to related words it did read
+            (talk2face.lexicon, WordNet); set `rewrite_unknown_words = False` to turn it off.
     """
 
     def __init__(
         self, model: PreTrainedModel, vocab: Vocab, vqgan: VQGAN, templates: Templates,
-        attributes: Sequence[str], max_length: int, bf16: bool = False,
+        attributes: Sequence[str], max_length: int, bf16: bool = False, caption_words: Sequence[str] = (),
     ) -> None:
         self.model = model.eval()
         self.vocab, self.vqgan, self.templates = vocab, vqgan.eval(), templates
@@ -61,6 +66,17 @@ class Talk2Face:
         self.n_image_tokens = vqgan.grid_size[0] * vqgan.grid_size[1]
         self.device = next(model.parameters()).device
         self.bf16 = bf16
+        self.caption_words = list(caption_words)
+        self.rewrite_unknown_words = bool(self.caption_words)
+
+    @cached_property
+    def lexicon(self) -> Lexicon:
+        """The unknown-word rewriter, built on first use (WordNet loads in about a second)."""
+        return Lexicon(self.caption_words, keep=vocabulary_words(self.vocab.tokenizer.get_vocab()))
+
+    def free_text(self, text: str) -> str:
+        """A user's description or instruction as the model reads it (unknown words rewritten)."""
+        return self.lexicon(text) if self.rewrite_unknown_words else text
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", bf16: bool | None = None) -> Talk2Face:
@@ -79,7 +95,7 @@ class Talk2Face:
         if bf16 is None:
             bf16 = device != "cpu"
         return cls(model, Vocab.from_pretrained(path), vqgan, Templates.load(path / TEMPLATES_SUBDIR),
-                   card["attributes"], card["max_length"], bf16)
+                   card["attributes"], card["max_length"], bf16, card.get("caption_words", ()))
 
     # ---- shared plumbing --------------------------------------------------------------------------
 
@@ -207,7 +223,7 @@ class Talk2Face:
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
         per_text = num_samples * max(rerank, 1)
-        cond = [self._task_prompt("text_to_face", text=t) for t in texts for _ in range(per_text)]
+        cond = [self._task_prompt("text_to_face", text=self.free_text(t)) for t in texts for _ in range(per_text)]
         uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(cond)
         codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
         if rerank > 1:
@@ -233,7 +249,7 @@ class Talk2Face:
         if len(instructions) != len(images):
             raise UserError(f"edit: {len(images)} images but {len(instructions)} instructions")
         faces = self.encode_faces(images)
-        cond = [self._task_prompt("edit", face=f, instruction=i) for f, i in zip(faces, instructions)]
+        cond = [self._task_prompt("edit", face=f, instruction=self.free_text(i)) for f, i in zip(faces, instructions)]
         uncond = [self._task_prompt("edit", unconditional=True, face=f) for f in faces]
         codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
         return self.decode_faces(codes)
@@ -360,6 +376,7 @@ class Talk2Face:
         if "face" in fields:
             faces = fields["face"] if isinstance(fields["face"], (list, tuple)) else [fields["face"]]
             fields["face"] = self.encode_faces(faces)
+        fields = {k: self.free_text(v) if isinstance(v, str) else v for k, v in fields.items()}
         sample = self.templates.render_raw(template, **fields)
         ids = self.builder.prompt_ids(sample)
         logits, _ = self._logits([ids])

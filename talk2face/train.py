@@ -34,6 +34,7 @@ from talk2face.data.mixture import TASKS
 from talk2face.data.record import ATTRIBUTES
 from talk2face.data.pretokenize import load_tokenized, row_to_record
 from talk2face.errors import UserError
+from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
 from talk2face.sequences import MultiTaskDataset, SequenceBuilder, collate
 from talk2face.templates import Templates
@@ -120,6 +121,17 @@ def trained_attributes(tables: dict) -> list[str]:
         if "attributes" in tasks and len(table):
             known |= (np.asarray(table.with_format("numpy")["attributes"]) >= 0).any(0)  # (N, 40) -> (40,)
     return [a for a, k in zip(ATTRIBUTES, known) if k]
+
+
+def caption_words(tables: dict) -> list[str]:
+    """The words of every training caption of the sources that train text-to-face or caption: what
+    an unknown word of a user's description may be rewritten to (talk2face.lexicon)."""
+    words: set[str] = set()
+    for table, _, tasks in tables.values():
+        if {"text_to_face", "caption"} & set(tasks) and len(table):
+            for captions in table["captions"]:
+                words.update(w.lower() for c in captions or () for w in WORD.findall(c))
+    return sorted(words)
 
 
 def validation_batches(cfg: TrainConfig, vocab: Vocab, templates: Templates) -> dict[str, dict[str, torch.Tensor]]:
@@ -302,6 +314,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         card = {
             "tasks": sorted(train_set.sampler.tasks),
             "attributes": trained_attributes(tables),
+            "caption_words": caption_words(tables),
             "max_length": cfg.data.max_length,
         }
         save_checkpoint_folder(final, accelerator.unwrap_model(model), vocab, cfg.data.vqgan, cfg.data.templates, to_dict(cfg), card)

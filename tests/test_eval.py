@@ -8,7 +8,7 @@ import torch
 
 from talk2face.cli import main
 from talk2face.errors import UserError
-from talk2face.evaluation.benchmark import claims_of, control_accuracy, stated_age
+from talk2face.evaluation.benchmark import claims_of, control_accuracy, named_features, stated_age
 from talk2face.evaluation.inception import InceptionFeatures
 
 
@@ -40,6 +40,7 @@ def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, inceptio
     assert "BLEU-4" in report["caption"]["metrics"]["model"]
     t2f = report["text_to_face"]["metrics"]
     assert {"model (in-distribution prompts)", "model (held-out free-style prompts)",
+            "model (held-out free-style prompts, unknown words kept)",
             "VQ reconstruction of real faces (ceiling)"} <= set(t2f)
     assert t2f["model (in-distribution prompts)"]["FID (Inception)"] >= 0
     assert t2f["VQ reconstruction of real faces (ceiling)"]["FID (Inception)"] >= 0
@@ -64,6 +65,8 @@ def test_claims_and_stated_ages():
     assert stated_age("a 34-year-old man") == 34 and stated_age("a lady aged 61") == 61 and stated_age("a man") is None
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.1]])  # two samples of one prompt
     assert control_accuracy([{"Smiling": True, "Eyeglasses": False}], probs, ["Smiling", "Eyeglasses"], 2) == 0.75
+    said = claims_of(["!Male", "Young", "Smiling", "!Eyeglasses"])
+    assert named_features([said]) == [{"Smiling": True}]  # sex, age and absences are not named features
 
 
 def test_inception_features_take_pixels_and_bad_files_are_named(inception_file, tmp_path):

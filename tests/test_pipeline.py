@@ -93,3 +93,13 @@ def test_in_place_edit_keeps_codes_outside_the_region_and_the_best_candidate(tal
         assert (out == candidates[[0, 1], best]).all()
     with pytest.raises(UserError, match="not trained"):
         talk2face.edit_in_place(faces[:1], "Blurry", True)
+
+
+def test_descriptions_are_read_with_unknown_words_rewritten(talk2face):
+    assert "glasses" in talk2face.caption_words  # the training captions' words travel in the model card
+    assert talk2face.free_text("a lady with specs") == "a woman with spectacles"  # both caption words
+    talk2face.rewrite_unknown_words = False
+    try:
+        assert talk2face.free_text("a lady with specs") == "a lady with specs"
+    finally:
+        talk2face.rewrite_unknown_words = True

@@ -16,7 +16,7 @@ from talk2face.data.synface import (
     SYN_ATTRIBUTES, YOUNG_BELOW, check_consistent, contact_sheet, generate, heldout_prompts,
     make_captions, make_records, render_face, sample_edit, sample_params,
 )
-from talk2face.data.synface.freestyle import HELDOUT_PHRASES
+from talk2face.data.synface.freestyle import HELDOUT_PHRASES, heldout_prompt_claims
 from talk2face.data.synface.params import HAIR_COLORS
 
 
@@ -295,3 +295,14 @@ def test_contact_sheet(tmp_path):
     sheet = contact_sheet(records, tmp_path / "sf", tmp_path / "sheet.png", columns=5, cell=64)
     assert sheet.size[0] == 5 * 64 and sheet.size[1] > 2 * 64
     assert (tmp_path / "sheet.png").exists()
+
+
+def test_heldout_prompts_claim_the_sex_and_age_they_state():
+    for i in range(40):
+        for _, record in make_records(3, i, with_edit=False):
+            for text, said in heldout_prompt_claims(record, np.random.default_rng(i), n=3):
+                a = record.attributes
+                claims = {m.lstrip("!"): not m.startswith("!") for m in said}
+                assert all(a[k] == v for k, v in claims.items()), (text, said)  # every claim true
+                gendered = re.search(r"\b(lady|gentleman|guy|gal|lad|lass|grandpa|grandma)\b", text)
+                assert ("Male" in claims) == bool(gendered), text

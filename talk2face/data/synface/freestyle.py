@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from talk2face.data.record import FaceRecord
+from talk2face.data.synface.captions import young_mention
 
 # attribute -> held-out phrasings of its presence (noun phrases that follow "with")
 HELDOUT_PHRASES: dict[str, tuple[str, ...]] = {
@@ -52,24 +53,28 @@ FRAMES: tuple[str, ...] = (
 )
 
 
-def _who(record: FaceRecord, rng: np.random.Generator) -> str:
-    """A held-out noun phrase for the person, with an age expression the training grammar lacks."""
+def _who(record: FaceRecord, rng: np.random.Generator) -> tuple[str, list[str]]:
+    """A held-out noun phrase for the person, with an age expression the training grammar lacks, and
+    what it states in the training captions' mention convention ("lady" -> "!Male"; an age wholly
+    on one side of YOUNG_BELOW -> "Young" / "!Young")."""
     a, age = record.attributes or {}, record.age or 30
     male = a.get("Male", False)
+    sex = ["Male" if male else "!Male"]
     if age < 13:
-        noun = "youngster" if rng.random() < 0.5 else ("lad" if male else "lass")
+        noun, said = ("youngster", []) if rng.random() < 0.5 else ("lad" if male else "lass", sex)
     elif age < 20:
-        noun = "adolescent" if rng.random() < 0.5 else ("lad" if male else "lass")
+        noun, said = ("adolescent", []) if rng.random() < 0.5 else ("lad" if male else "lass", sex)
     elif age >= 65:
-        noun = "grandpa" if male else "grandma"
+        noun, said = "grandpa" if male else "grandma", sex
     else:
         noun = ("gentleman" if male else "lady") if rng.random() < 0.5 else ("guy" if male else "gal")
+        said = sex
     form = int(rng.integers(3))
-    if form == 0:
-        return f"a {noun} aged {age}"
-    if form == 1:
-        return f"a {noun} of roughly {5 * round(age / 5)}" if age >= 20 else f"a {noun} of {age}"
-    return f"a {noun} around age {age}"
+    if form == 1 and age >= 20:
+        rounded = 5 * round(age / 5)
+        return f"a {noun} of roughly {rounded}", said + young_mention(rounded - 2, rounded + 2)
+    phrase = (f"a {noun} aged {age}", f"a {noun} of {age}", f"a {noun} around age {age}")[form]
+    return phrase, said + young_mention(age, age)
 
 
 def heldout_prompt_claims(record: FaceRecord, rng: np.random.Generator, n: int = 5) -> list[tuple[str, list[str]]]:
@@ -80,8 +85,10 @@ def heldout_prompt_claims(record: FaceRecord, rng: np.random.Generator, n: int =
         rng: randomness for word choice.
         n: how many prompts.
     Returns:
-        (prompt, attribute names it states as present) pairs; each prompt is true of the face and
-        shares no wording with the training captions.
+        (prompt, what it states) pairs, in the training captions' mention convention: the
+        attributes it names as present, plus the sex and age range its noun and number state
+        ("!Male", "Young"), so that its claims are of the same kinds as a training caption's.
+        Each prompt is true of the face and shares no wording with the training captions.
     """
     present = [k for k, v in (record.attributes or {}).items() if v and k in HELDOUT_PHRASES]
     out: list[tuple[str, list[str]]] = []
@@ -91,11 +98,11 @@ def heldout_prompt_claims(record: FaceRecord, rng: np.random.Generator, n: int =
         feats = [HELDOUT_PHRASES[c][int(rng.integers(len(HELDOUT_PHRASES[c])))] for c in chosen]
         feat = ", ".join(feats[:-1]) + " plus " + feats[-1] if len(feats) > 1 else \
             (feats[0] if feats else "an ordinary look")
-        who = _who(record, rng)
+        who, said = _who(record, rng)
         frame = FRAMES[int(rng.integers(len(FRAMES)))]
         text = frame.format(who=who, who_cap=who[0].upper() + who[1:], feat=feat)
         if all(text != t for t, _ in out):
-            out.append((text, chosen))
+            out.append((text, said + chosen))
         if len(out) == n:
             break
     return out
