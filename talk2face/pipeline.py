@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, CompileConfig, PreTrainedModel
 
 from talk2face.checkpoint import CARD_FILE, TEMPLATES_SUBDIR, VQGAN_SUBDIR, check_checkpoint_folder
 from talk2face.data.images import ImageInput, load_images, to_pil
@@ -96,6 +96,18 @@ class Talk2Face:
             bf16 = device != "cpu"
         return cls(model, Vocab.from_pretrained(path), vqgan, Templates.load(path / TEMPLATES_SUBDIR),
                    card["attributes"], card["max_length"], bf16, card.get("caption_words", ()))
+
+    def compile(self) -> Talk2Face:
+        """Decode faces with a static KV cache and a torch.compile'd decoding step (transformers'
+        generation compile). Measured by `python -m talk2face.bench_generation`: 16 faces 1.3x
+        faster on the 2-core CPU; the first call of every new (batch, prompt width) shape compiles
+        first (seconds), so it pays off in a server or a loop over equal batches, not a one-off call.
+        Returns self."""
+        config = CompileConfig(fullgraph=True, dynamic=False)
+        config._compile_all_devices = True  # transformers compiles on accelerators only, unless told
+        self.model.generation_config.cache_implementation = "static"
+        self.model.generation_config.compile_config = config
+        return self
 
     # ---- shared plumbing --------------------------------------------------------------------------
 

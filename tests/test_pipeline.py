@@ -103,3 +103,13 @@ def test_descriptions_are_read_with_unknown_words_rewritten(talk2face):
         assert talk2face.free_text("a lady with specs") == "a lady with specs"
     finally:
         talk2face.rewrite_unknown_words = True
+
+
+def test_compiled_decoding_samples_the_same_faces(tiny_model):
+    plain = Talk2Face.from_pretrained(tiny_model, bf16=False)
+    compiled = Talk2Face.from_pretrained(tiny_model, bf16=False).compile()
+    a = plain._generate_faces([plain._task_prompt("text_to_face", text="a man")] * 2, None, None, 1.0, 0, 1.0, 5, 2)
+    b = compiled._generate_faces([plain._task_prompt("text_to_face", text="a man")] * 2, None, None, 1.0, 0, 1.0, 5, 2)
+    assert compiled.model.generation_config.cache_implementation == "static"
+    assert hasattr(compiled.model, "_compiled_call")  # transformers compiled the decoding step
+    assert torch.equal(a, b)  # same seed, same model: the static cache and compiled step change nothing
