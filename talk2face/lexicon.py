@@ -119,7 +119,7 @@ class Lexicon:
         return self.surface.get(lemma.lower())
 
     def _candidates(self, word: str) -> Iterator[str]:
-        """WordNet lemmas ever further from `word`: its synonyms first, then (twice) neighbours."""
+        """WordNet lemmas ever further from `word`: its synonyms first, then its neighbours' lemmas."""
         level = [s for pos in POS for s in self.wordnet.synsets(word, pos)]  # satellites come with "a"
         seen = set(level)
         for _ in range(HOPS):

@@ -13,6 +13,7 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
     config = tmp_path / "demo.yaml"
     config.write_text(json.dumps({
         "faces": 60, "size": 32, "data": str(tmp_path / "synface"), "runs": str(tmp_path / "runs"),
+        "judge_faces": 40, "judge_data": str(tmp_path / "judge"),
         "out": str(tmp_path / "demo"),
         "vqgan_overrides": ["--model={image_size: 32, ch_mult: [1, 2], n_codes: 64}", "--optim.steps=3",
                             "--optim.batch_size=8", "--optim.time_budget_s=0", "--eval_every=3", "--save_every=3"],
@@ -31,4 +32,5 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
         assert (tmp_path / "demo" / name).exists(), name
     capsys.readouterr()
     main([str(config)])  # the second run reuses every stage
-    assert capsys.readouterr().out.count("reusing") == 7
+    assert capsys.readouterr().out.count("reusing") == 8
+    assert json.loads((tmp_path / "runs" / "evaluator" / "train_config.json").read_text())["data"]["source"] == str(tmp_path / "judge")

@@ -46,6 +46,7 @@ def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, inceptio
     assert t2f["VQ reconstruction of real faces (ceiling)"]["FID (Inception)"] >= 0
     assert 0 <= report["edit"]["metrics"]["model"]["success"] <= 1
     assert 0 <= report["edit"]["metrics"]["model, in place (no edit pairs)"]["preservation"] <= 1
+    assert 0 <= report["edit"]["metrics"]["true edited faces through the VQGAN (ceiling)"]["success"] <= 1
     md = (out / "report.md").read_text()
     assert "## age" in md and (out / "age_age_scatter.png").exists() and (out / "text_to_face.png").exists()
 

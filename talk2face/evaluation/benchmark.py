@@ -317,6 +317,11 @@ class Benchmark:
                 names, [requested[i] for i in order], src_probs.numpy()[order] >= 0.5, probs.numpy() >= 0.5, ages,
                 source_pixels[order], in_place, [regions[i] for i in order]), "n": len(order)}
         rows["true edited faces (reference)"] = reference
+        # what the decoder can reach at best: it writes codes, so its faces are VQ reconstructions
+        recon = self.model.vqgan.decode(self.model.vqgan.encode(targets)).clamp(-1, 1)
+        rec_probs, rec_ages, _ = self.judge(recon)
+        rows["true edited faces through the VQGAN (ceiling)"] = edit_scores(
+            names, requested, src_probs.numpy() >= 0.5, rec_probs.numpy() >= 0.5, rec_ages, source_pixels, recon, regions)
         return {"metrics": rows,
                 "examples": [{"instruction": i, "attribute": a, "value": v} for i, (a, v) in zip(instructions[:8], requested)]}
 
