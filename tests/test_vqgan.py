@@ -79,9 +79,16 @@ def test_patch_size_runs_taming_modules_on_space_to_depth_patches():
 
 
 def test_presets():
-    assert VQGAN_PRESETS["synface-64"].grid_size == (8, 8)  # <= 64 codes per SynFace face
+    for name in ("synface-64", "synface-64-wide"):
+        assert VQGAN_PRESETS[name].grid_size == (8, 8)  # <= 64 codes per SynFace face
     taming = VQGAN_PRESETS["taming-f16-1024"]
     assert taming.grid_size == (16, 16) and taming.n_codes == 1024 and taming.image_size == 256
+
+
+@pytest.mark.parametrize("name", ["vqgan-synface.yaml", "vqgan-synface-gpu.yaml", "vqgan-tiny.yaml"])
+def test_shipped_configs_load(name):
+    cfg = vqtrain.load_config(vqtrain.VQGANTrainConfig, str(ROOT / "experiments" / name), [])
+    assert vqtrain.model_config(cfg).grid_size[0] * vqtrain.model_config(cfg).grid_size[1] <= 64
 
 
 def test_bad_inputs(tmp_path):
