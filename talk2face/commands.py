@@ -78,16 +78,20 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--rerank", type=int, default=1, help="candidates per kept face, ranked by caption likelihood")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--literal", action="store_true",
+                        help="read the words as given (no WordNet rewriting of words the model never saw)")
 
 
 def _generate(model, args: argparse.Namespace) -> dict[str, Any]:
     if args.num_samples < 1:
         raise UserError("-n must be at least 1")
+    if args.literal:
+        model.rewrite_unknown_words = False
     images = model.text_to_face(
         args.text, num_samples=args.num_samples, cfg_scale=args.cfg_scale, top_k=args.top_k, top_p=args.top_p,
         temperature=args.temperature, seed=args.seed, rerank=args.rerank,
     )
-    return {"out": _save_grid(images, args.out, columns=8), "faces": len(images)}
+    return {"out": _save_grid(images, args.out, columns=8), "faces": len(images), "read_as": model.free_text(args.text)}
 
 
 def _caption(model, args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -24,6 +24,12 @@ def test_generate_writes_a_grid(tiny_model, tmp_path, capsys):
     assert out["faces"] == 3 and Image.open(tmp_path / "g.png").size == (3 * 32, 32)
 
 
+def test_generate_says_how_it_read_unknown_words(tiny_model, tmp_path, capsys):
+    args = ["generate", "a lady with specs", "-n", "1", "--out", str(tmp_path / "g.png"), "--model", str(tiny_model)]
+    assert run_json(capsys, *args)["read_as"] == "a woman with spectacles"
+    assert run_json(capsys, *args, "--literal")["read_as"] == "a lady with specs"
+
+
 def test_analysis_commands_answer_per_image(tiny_model, face, capsys):
     assert run_json(capsys, "caption", face, face, "--model", str(tiny_model))[1]["image"] == face
     assert 0 <= run_json(capsys, "age", face, "--model", str(tiny_model))[0]["age"] <= 120
