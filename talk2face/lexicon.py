@@ -34,6 +34,7 @@ from pathlib import Path
 from nltk.corpus.reader.wordnet import WordNetCorpusReader, Synset
 
 from talk2face.errors import UserError
+from talk2face.text_tokenizer import SPACE
 
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
 NUMBER_NEXT = re.compile(r"\s*\d")  # "aged 34", "around 40": the number says it, WordNet would not
@@ -80,7 +81,7 @@ def wordnet_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def load_wordnet() -> WordNetCorpusReader:
-    """NLTK's WordNet reader on the local files (about 3 s, once per process)."""
+    """NLTK's WordNet reader on the local files (about a second, once per process)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "multilingual functions are not available": not used
         return _LocalWordNet(str(wordnet_dir()), None)
@@ -154,6 +155,6 @@ class Lexicon:
         return mapped or word
 
 
-def vocabulary_words(pieces: Iterable[str], space: str = "▁") -> list[str]:
+def vocabulary_words(pieces: Iterable[str], space: str = SPACE) -> list[str]:
     """The whole words of a Metaspace BPE vocabulary: pieces "▁word" made of letters only."""
     return [p[len(space):] for p in pieces if p.startswith(space) and p[len(space):].isalpha()]

@@ -235,7 +235,8 @@ class Talk2Face:
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
         per_text = num_samples * max(rerank, 1)
-        cond = [self._task_prompt("text_to_face", text=self.free_text(t)) for t in texts for _ in range(per_text)]
+        read = [self.free_text(t) for t in texts]
+        cond = [self._task_prompt("text_to_face", text=t) for t in read for _ in range(per_text)]
         uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(cond)
         codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
         if rerank > 1:

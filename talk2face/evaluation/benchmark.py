@@ -212,7 +212,7 @@ class Benchmark:
         probs, ages, names = self.judge(generated)
         real_features = self.evaluator.features(real)
         gen_features = self.evaluator.features(generated)
-        recon = self.model.vqgan.decode(self.model.vqgan.encode(real)).clamp(-1, 1)
+        recon = self.model.vqgan.reconstruct(real)
         recon_probs, _, _ = self.judge(recon)
         truth = labels_matrix([r.attributes or {} for r in records], names)
         per_prompt_div = [diversity(gen_features[i * per : (i + 1) * per], generated[i * per : (i + 1) * per])
@@ -240,30 +240,35 @@ class Benchmark:
             model_row["FID (Inception)"] = frechet_distance(self.inception(generated), real_inception)
             ceiling["FID (Inception)"] = frechet_distance(self.inception(recon), real_inception)
         rows = {"model (in-distribution prompts)": model_row}
-        rows.update(self._heldout_control(records, rng, recon_probs, ceiling))
+        heldout_rows, heldout_ceiling = self._heldout_control(records, rng, recon_probs)
+        rows.update(heldout_rows)
+        ceiling.update(heldout_ceiling)
         rows["VQ reconstruction of real faces (ceiling)"] = ceiling
         self.pictures["text_to_face"] = generated[: 8 * per]
         self.pictures["text_to_face_prompts"] = prompts[:8]
         return {"metrics": rows}
 
     def _heldout_control(
-        self, records: list[FaceRecord], rng: np.random.Generator, recon_probs: torch.Tensor, ceiling: dict[str, float],
-    ) -> dict[str, dict[str, float]]:
+        self, records: list[FaceRecord], rng: np.random.Generator, recon_probs: torch.Tensor,
+    ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
         """Attribute control on SynFace's held-out free-style grammar (wording never seen in training),
         as the model answers it (unknown words rewritten through WordNet, talk2face.lexicon) and,
-        for comparison, with the words passed through unchanged; the held-out claims' ceiling (the
-        VQ reconstructions of the real faces, judged on them) goes into `ceiling`. Empty for other
-        data sets."""
+        for comparison, with the words passed through unchanged.
+
+        Returns:
+            (model rows, the held-out claims' ceiling: the VQ reconstructions of the real faces
+            judged on them); both empty for other data sets.
+        """
         if any(r.source != "synface" or not r.attributes for r in records):
-            return {}
+            return {}, {}
         from talk2face.data.synface.freestyle import heldout_prompt_claims
 
         pairs = [heldout_prompt_claims(r, rng, n=1)[0] for r in records]
         claims = [claims_of(c) for _, c in pairs]
         per = 2 if self.cfg.fast else self.cfg.samples_per_prompt
         names = list(self.evaluator.config.attributes)
-        ceiling["attribute control, held-out claims"] = control_accuracy(claims, recon_probs, names, 1)
-        ceiling["control, named features, held-out claims"] = control_accuracy(named_features(claims), recon_probs, names, 1)
+        ceiling = {"attribute control, held-out claims": control_accuracy(claims, recon_probs, names, 1),
+                   "control, named features, held-out claims": control_accuracy(named_features(claims), recon_probs, names, 1)}
         rewrites = self.model.rewrite_unknown_words
         variants = {"": rewrites} | ({", unknown words kept": False} if rewrites else {})
         rows = {}
@@ -277,7 +282,7 @@ class Benchmark:
                     "n prompts": len(pairs)}
         finally:
             self.model.rewrite_unknown_words = rewrites
-        return rows
+        return rows, ceiling
 
     def edit(self) -> dict[str, Any]:
         records = [r for r in self.edits if r.edit is not None]
@@ -318,7 +323,7 @@ class Benchmark:
                 source_pixels[order], in_place, [regions[i] for i in order]), "n": len(order)}
         rows["true edited faces (reference)"] = reference
         # what the decoder can reach at best: it writes codes, so its faces are VQ reconstructions
-        recon = self.model.vqgan.decode(self.model.vqgan.encode(targets)).clamp(-1, 1)
+        recon = self.model.vqgan.reconstruct(targets)
         rec_probs, rec_ages, _ = self.judge(recon)
         rows["true edited faces through the VQGAN (ceiling)"] = edit_scores(
             names, requested, src_probs.numpy() >= 0.5, rec_probs.numpy() >= 0.5, rec_ages, source_pixels, recon, regions)

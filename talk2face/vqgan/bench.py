@@ -71,7 +71,7 @@ def attribute_retention(vq: VQGAN, evaluator_dir: str, data: str, split: str, pi
     truth = labels_matrix([r.attributes for r in records], names)  # (N, A), -1 where unknown
     ages = [r.age for r in records]
     real = to_float(pixels)  # (N, 3, S, S)
-    reconstructed = torch.cat([vq.decode(vq.encode(chunk)) for chunk in real.split(256)])
+    reconstructed = vq.reconstruct(real)
     out = {}
     for name, images in (("real", real), ("reconstructed", reconstructed)):
         probs, predicted_ages = evaluator.predict(images)  # (N, A), (N,)

@@ -229,6 +229,12 @@ class VQGAN(nn.Module):
         z_q = self.quantize.get_codebook_entry(codes.reshape(-1), (codes.shape[0], h, w, self.config.embed_dim))
         return self.decode_latents(z_q).clamp(-1, 1)  # (B, 3, H, W)
 
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """`decode(encode(images))` in batches: what a face looks like after tokenization.
+        (N, 3, image_size, image_size) in [-1, 1] -> the same shape, on this model's device."""
+        return torch.cat([self.decode(self.encode(chunk)) for chunk in images.split(batch_size)])
+
     @property
     def device(self) -> torch.device:
         return self.quantize.embedding.weight.device
