@@ -16,7 +16,7 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
         "judge_faces": 40, "judge_data": str(tmp_path / "judge"),
         "out": str(tmp_path / "demo"),
         "vqgan_overrides": ["--model={image_size: 32, ch_mult: [1, 2], n_codes: 64}", "--optim.steps=3",
-                            "--optim.batch_size=8", "--optim.time_budget_s=0", "--eval_every=3", "--save_every=3"],
+                            "--optim.batch_size=8", "--eval_every=3", "--save_every=3"],
         "decoder_config": str(REPO / "experiments" / "synface-tiny.yaml"),
         "decoder_overrides": ["--optim.max_steps=4", "--data.val_per_task=2"],
         "evaluator_overrides": ["--model.image_size=32", "--model.channels=[8, 16]", "--train.epochs=1",

@@ -20,8 +20,8 @@ step), so a resumed run sees the same data order. The result is `<output_dir>/fi
 
 from __future__ import annotations
 
+import copy
 import json
-import math
 import shutil
 import sys
 import time
@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import broadcast, set_seed
 from safetensors.torch import load_file, save_file
 from taming.modules.discriminator.model import NLayerDiscriminator, weights_init
@@ -39,6 +39,9 @@ from tqdm.auto import tqdm
 
 from talk2face.config import from_dict, load_config, to_dict
 from talk2face.errors import UserError
+from talk2face.precision import autocast
+from talk2face.precision import resolve as resolve_precision
+from talk2face.schedule import warmup_cosine
 from talk2face.vqgan.metrics import evaluate_reconstruction, load_split_pixels, psnr, to_float
 from talk2face.vqgan.model import VQGAN, VQGAN_PRESETS, VQGANConfig
 
@@ -61,7 +64,10 @@ class OptimConfig:
     warmup_steps: int = 50  # linear warm-up, then cosine decay
     min_lr_ratio: float = 0.05  # the cosine ends at lr * min_lr_ratio
     grad_clip: float = 1.0  # max gradient norm (0 = off)
-    time_budget_s: float = 0.0  # stop (fully annealed) after this much training time; 0 = off
+    # Stop early after this much training time (0 = off), saving a resumable state and saying so.
+    # It never changes what a step computes: the schedule counts steps only, so the same command
+    # and seed give the same weights on an idle and on a busy machine.
+    time_limit_s: float = 0.0
 
 
 @dataclass
@@ -85,7 +91,7 @@ class VQGANTrainConfig:
     restart_every: int = 25  # steps between dead-code restarts (0 = never)
     restart_until: float = 0.8  # fraction of the run after which codes are no longer restarted
     seed: int = 0
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (bf16 convs are slower on a CPU: measured)
+    mixed_precision: str = "auto"  # "auto" (measured, talk2face.precision) | "no" | "bf16" | "fp16"
     output_dir: str = "runs/vqgan-synface"
     eval_every: int = 500  # steps between PSNR/usage evaluations on the eval split
     save_every: int = 500  # steps between resumable checkpoints in <output_dir>/last
@@ -100,28 +106,10 @@ def model_config(cfg: VQGANTrainConfig) -> VQGANConfig:
     return from_dict(VQGANConfig, merged, "model")
 
 
-def lr_at(step: int, progress: float, optim: OptimConfig) -> float:
-    """Linear warm-up to `lr` over the first steps, then cosine decay to `lr * min_lr_ratio`.
-
-    Args:
-        step: optimiser steps done.
-        progress: fraction of the run done, in [0, 1] (see `run_progress`).
-        optim: the schedule.
-    """
-    if step < optim.warmup_steps:
-        return optim.lr * (step + 1) / optim.warmup_steps
-    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return optim.lr * (optim.min_lr_ratio + (1 - optim.min_lr_ratio) * cosine)
-
-
-def run_progress(step: int, seconds: float, optim: OptimConfig) -> float:
-    """Fraction of the run done: by steps, or by wall time when `time_budget_s` is set and ahead.
-
-    With a time budget the cosine decays on whichever clock is further along, so a run on a busy
-    machine still anneals properly and ends on time instead of being cut off at a high rate.
-    """
-    done = step / optim.steps
-    return max(done, seconds / optim.time_budget_s) if optim.time_budget_s > 0 else done
+def lr_at(step: int, optim: OptimConfig) -> float:
+    """Linear warm-up to `lr` over the first steps, then cosine decay to `lr * min_lr_ratio` at
+    `optim.steps`: a function of the step alone (see `schedule.warmup_cosine`)."""
+    return optim.lr * warmup_cosine(step, optim.warmup_steps, optim.steps, optim.min_lr_ratio)
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -209,22 +197,61 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return train(cfg)
 
 
+def reconstruction_loss(vq: torch.nn.Module, images: torch.Tensor, loss_cfg: LossConfig):
+    """L1 + L2 reconstruction and the VQ loss of one batch.
+
+    Args:
+        vq: the (possibly wrapped) VQGAN.
+        images: (b, 3, S, S) in [-1, 1].
+    Returns:
+        (rec_loss, loss, recon (b, 3, S, S) fp32, codes (b, h*w), z (b, D, h, w)).
+    """
+    recon, vq_loss, codes, z = vq(images)
+    recon = recon.float()
+    rec_loss = loss_cfg.l1 * (recon - images).abs().mean() + loss_cfg.l2 * (recon - images).pow(2).mean()
+    return rec_loss, rec_loss + loss_cfg.codebook * vq_loss, recon, codes, z
+
+
+def precision_probe(vq: VQGAN, images: torch.Tensor, cfg: VQGANTrainConfig, device: str):
+    """For `talk2face.precision.measure`: one training step of a fresh copy of `vq` on `images`."""
+    def make_step(precision: str):
+        model = copy.deepcopy(vq).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+        batch = images.to(device)
+
+        def step() -> float:
+            with autocast(device, precision):
+                _, loss, *_ = reconstruction_loss(model, batch, cfg.loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+        return step
+    return make_step
+
+
 def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
     """Run (or resume) the training described by `cfg`; returns the final metrics."""
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
     set_seed(cfg.seed)
     mcfg = model_config(cfg)
     out_dir = Path(cfg.output_dir)
     last_dir = out_dir / "last"
     vq = VQGAN(mcfg)
-    per_process = cfg.optim.batch_size // accelerator.num_processes
-    if per_process < 1:
-        raise UserError(f"optim.batch_size {cfg.optim.batch_size} < {accelerator.num_processes} processes")
 
     started = time.perf_counter()
     train_pixels = load_split_pixels(cfg.data.path, cfg.data.train_split, mcfg.image_size, cfg.data.max_train_images)
     eval_pixels = load_split_pixels(cfg.data.path, cfg.data.eval_split, mcfg.image_size, cfg.data.max_eval_images)
     load_s = time.perf_counter() - started
+
+    state = PartialState()
+    with state.main_process_first():  # the main process measures and records; the others read it
+        probe = precision_probe(vq, to_float(train_pixels[batch_indices(0, len(train_pixels), cfg.optim.batch_size, cfg.seed)]),
+                                cfg, state.device.type)
+        precision = resolve_precision(cfg.mixed_precision, out_dir, probe, state.device.type, log=state.print)
+    accelerator = Accelerator(mixed_precision=precision)
+    per_process = cfg.optim.batch_size // accelerator.num_processes
+    if per_process < 1:
+        raise UserError(f"optim.batch_size {cfg.optim.batch_size} < {accelerator.num_processes} processes")
 
     optimizer = torch.optim.Adam(vq.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
     use_disc = cfg.loss.disc_weight > 0
@@ -282,9 +309,9 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
     progress = tqdm(total=cfg.optim.steps, initial=step, desc="vqgan", unit="step",
                     disable=not accelerator.is_main_process)
     metrics: dict[str, Any] = {}
-    done = run_progress(step, seconds_before, cfg.optim)
-    while done < 1.0:
-        lr = lr_at(step, done, cfg.optim)
+    stopped_early = False
+    while step < cfg.optim.steps:
+        lr = lr_at(step, cfg.optim)
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = batch_indices(step, len(train_pixels), cfg.optim.batch_size, cfg.seed)
@@ -292,10 +319,7 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         images = to_float(train_pixels[idx]).to(accelerator.device)  # (b, 3, S, S)
 
         with accelerator.autocast():
-            recon, vq_loss, codes, z = vq(images)  # (b,3,S,S), (), (b, h*w), (b, D, h, w)
-            recon = recon.float()
-            rec_loss = cfg.loss.l1 * (recon - images).abs().mean() + cfg.loss.l2 * (recon - images).pow(2).mean()
-            loss = rec_loss + cfg.loss.codebook * vq_loss
+            rec_loss, loss, recon, codes, z = reconstruction_loss(vq, images, cfg.loss)
             gan_on = use_disc and step >= cfg.loss.disc_start
             if gan_on:
                 g_loss = -disc(recon).mean()
@@ -322,10 +346,12 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         recent = (recent + [z.detach().float().permute(0, 2, 3, 1).reshape(-1, z.shape[1]).cpu()])[-8:]
         step += 1
         restarted = 0
-        done = run_progress(step, train_seconds(), cfg.optim)
-        if accelerator.num_processes > 1:  # every process must stop at the same step: rank 0's clock decides
-            done = broadcast(torch.tensor([done], device=accelerator.device), from_process=0).item()
-        if cfg.restart_every and step % cfg.restart_every == 0 and done <= cfg.restart_until:
+        if cfg.optim.time_limit_s > 0:
+            stopped_early = train_seconds() >= cfg.optim.time_limit_s and step < cfg.optim.steps
+            if accelerator.num_processes > 1:  # every process must stop at the same step: rank 0's clock decides
+                stopped_early = bool(broadcast(torch.tensor([stopped_early], device=accelerator.device), from_process=0).item())
+        done = step >= cfg.optim.steps
+        if cfg.restart_every and step % cfg.restart_every == 0 and step <= cfg.restart_until * cfg.optim.steps:
             restarted = restart_dead_codes(core, optimizer, counts, torch.cat(recent), torch.Generator().manual_seed(cfg.seed + step))
             if accelerator.num_processes > 1:
                 broadcast(core.quantize.embedding.weight.data, from_process=0)
@@ -337,19 +363,26 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         postfix = {"loss": f"{loss.item():.4f}", "psnr": f"{psnr(recon.detach(), images).mean().item():.2f}"}
         if restarted:
             postfix["restarted"] = restarted
-        if step % cfg.eval_every == 0 or done >= 1.0:
+        if step % cfg.eval_every == 0 or done:
             metrics = evaluate()
             postfix.update(eval_psnr=f"{metrics['psnr']:.2f}", usage=f"{metrics['usage']:.0%}")
             accelerator.print(f"\nstep {step}: eval psnr {metrics['psnr']:.2f} dB, usage {metrics['usage']:.1%}, "
                               f"perplexity {metrics['perplexity']:.0f}", flush=True)
         progress.set_postfix(postfix, refresh=False)
-        if accelerator.is_main_process and (step % cfg.save_every == 0 or done >= 1.0):
+        if accelerator.is_main_process and (step % cfg.save_every == 0 or done or stopped_early):
             save(last_dir)
+        if stopped_early:
+            break
     progress.close()
 
+    if stopped_early:
+        accelerator.print(f"stopped by optim.time_limit_s={cfg.optim.time_limit_s:g} at step {step} of {cfg.optim.steps}, "
+                          f"before the schedule ends: no {out_dir / 'final'} written; rerun the same command to continue")
+        return {"steps": step, "complete": False, "train_seconds": train_seconds()}
     if not metrics:
         metrics = evaluate()
-    result = {**metrics, "steps": step, "train_seconds": train_seconds(), "load_seconds": load_s,
+    result = {**metrics, "steps": step, "complete": True, "mixed_precision": precision,
+              "train_seconds": train_seconds(), "load_seconds": load_s,
               "eval_split": cfg.data.eval_split, "eval_images": len(eval_pixels), "history": history}
     if accelerator.is_main_process:
         core.save_pretrained(out_dir / "final")
