@@ -7,7 +7,17 @@ One sequence is
 
 (labels are aligned with input_ids; the HF causal LM shifts them itself). A face anywhere is
 `<boi> <img_c1> ... <img_cN> <eoi>`; in a target all of it is supervised, so the model learns to
-close a face after exactly N codes.
+close a face after exactly N codes. With `prompt_face_loss` the codes of prompt faces are
+supervised too, so every face in the data trains the image model, not only text-to-face targets.
+
+The composite task `multi_answer` reads one face several times: the first question is an ordinary
+single-question sequence, and every further reading task the record has labels for follows with
+its prompt minus the face (already in context), in shuffled order, loss on every answer:
+
+    <bos> P1(face) <sep> A1 <eos> P2 <sep> A2 <eos> P3 <sep> A3 <eos>
+
+One pass over the 64 codes then supervises age, attributes and caption at once, while each task
+still comes first (the inference form) in a third of the sequences.
 
 Padding vs packing. `collate` right-pads a batch to its longest sequence (with attention_mask);
 `pack` concatenates sequences into rows of a fixed length. A stock Llama attends across the
@@ -30,10 +40,12 @@ from torch.utils.data import Dataset
 
 from talk2face.data.record import FaceRecord
 from talk2face.errors import UserError
-from talk2face.templates import Sample, Templates
+from talk2face.templates import FACE_TOKEN, Sample, Templates
 from talk2face.vocab import Vocab
 
 IGNORE = -100  # label of positions without loss (torch.nn.CrossEntropyLoss's ignore_index)
+MULTI_ANSWER = "multi_answer"  # the composite task: one face, every reading task it has labels for
+READING_TASKS = ("age", "attributes", "caption")  # the tasks multi_answer asks, when templates define them
 log = logging.getLogger(__name__)
 
 
@@ -46,19 +58,29 @@ class SequenceBuilder:
         max_length: the decoder's context; a longer sequence is an error naming the lengths.
         cfg_dropout: probability that a task with an `unconditional` prompt (text_to_face, edit)
             is rendered with that prompt instead (the condition is dropped; edit keeps the face).
+        prompt_face_loss: supervise the codes of prompt faces too (see the module docstring).
     """
 
-    def __init__(self, vocab: Vocab, templates: Templates, max_length: int, cfg_dropout: float = 0.1) -> None:
+    def __init__(self, vocab: Vocab, templates: Templates, max_length: int, cfg_dropout: float = 0.1,
+                 prompt_face_loss: bool = False) -> None:
         if not 0.0 <= cfg_dropout <= 1.0:
             raise UserError(f"cfg_dropout must lie in [0, 1], got {cfg_dropout}")
         self.vocab = vocab
         self.templates = templates
         self.max_length = max_length
         self.cfg_dropout = cfg_dropout
+        self.prompt_face_loss = prompt_face_loss
+        self.reading_tasks = [t for t in READING_TASKS if t in templates.tasks]
 
     def supports(self, task: str, record: FaceRecord) -> bool:
-        """Whether `record` has every label `task` needs."""
+        """Whether `record` has every label `task` needs (for multi_answer: two reading tasks' labels)."""
+        if task == MULTI_ANSWER:
+            return len(self.multi_answer_tasks(record)) >= 2
         return self.templates.supports(task, record)
+
+    def multi_answer_tasks(self, record: FaceRecord) -> list[str]:
+        """The reading tasks `record` has labels for, in READING_TASKS order."""
+        return [t for t in self.reading_tasks if self.templates.supports(t, record)]
 
     def render(self, task: str, record: FaceRecord, rng: np.random.Generator) -> Sample:
         """The rendered Sample, with the condition dropped with probability `cfg_dropout`."""
@@ -73,23 +95,41 @@ class SequenceBuilder:
         Returns:
             {"input_ids": (L,) int64, "labels": (L,) int64}, L <= max_length.
         """
+        if task == MULTI_ANSWER:
+            tasks = self.multi_answer_tasks(record)
+            order = [tasks[i] for i in rng.permutation(len(tasks))]
+            samples = [self.render(t, record, rng) for t in order]
+            for later in samples[1:]:  # the face is already in context: ask without it
+                later.prompt = " ".join(later.prompt.replace(FACE_TOKEN, " ").split())
+                later.prompt_faces = []
+            return self.encode_segments(samples, name=f"record {record.id!r}")
         return self.encode(self.render(task, record, rng), name=f"record {record.id!r}")
 
     def encode(self, sample: Sample, name: str = "sample") -> dict[str, np.ndarray]:
         """A rendered Sample -> `input_ids`/`labels` (see the module docstring for the layout)."""
+        return self.encode_segments([sample], name)
+
+    def encode_segments(self, samples: Sequence[Sample], name: str = "sample") -> dict[str, np.ndarray]:
+        """`<bos> P1 <sep> A1 <eos> P2 <sep> A2 <eos> ...`: loss on every answer and its <eos>."""
         v = self.vocab
-        prompt = v.encode(sample.prompt, sample.prompt_faces)  # (P,)
-        target = v.encode(sample.target, sample.target_faces)  # (A,)
-        n = len(prompt) + len(target) + 3
-        if n > self.max_length:
+        ids, labels = [np.array([v.bos_id])], [np.array([IGNORE])]
+        n_prompt = n_answer = 0
+        for sample in samples:
+            prompt = v.encode(sample.prompt, sample.prompt_faces)  # (P,)
+            target = v.encode(sample.target, sample.target_faces)  # (A,)
+            prompt_labels = np.where(v.is_image(prompt), prompt, IGNORE) if self.prompt_face_loss else np.full(len(prompt), IGNORE)
+            answer = np.concatenate([target, [v.eos_id]])
+            n_prompt, n_answer = n_prompt + len(prompt), n_answer + len(target)
+            ids += [prompt, [v.sep_id], answer]
+            labels += [prompt_labels, [IGNORE], answer]
+        input_ids = np.concatenate(ids).astype(np.int64)  # (L,)
+        if len(input_ids) > self.max_length:
+            tasks = "+".join(s.task for s in samples)
             raise UserError(
-                f"{sample.task} sequence of {name} has {n} tokens (prompt {len(prompt)}, answer {len(target)}, "
-                f"3 specials) but max_length is {self.max_length}: raise data.max_length or shorten the text"
+                f"{tasks} sequence of {name} has {len(input_ids)} tokens (prompt {n_prompt}, answer {n_answer}, "
+                f"{1 + 2 * len(samples)} specials) but max_length is {self.max_length}: raise data.max_length or shorten the text"
             )
-        input_ids = np.concatenate([[v.bos_id], prompt, [v.sep_id], target, [v.eos_id]]).astype(np.int64)  # (L,)
-        labels = input_ids.copy()
-        labels[: len(prompt) + 2] = IGNORE  # no loss on <bos> prompt <sep>
-        return {"input_ids": input_ids, "labels": labels}
+        return {"input_ids": input_ids, "labels": np.concatenate(labels).astype(np.int64)}
 
     def prompt_ids(self, sample: Sample, min_answer: int = 1) -> np.ndarray:
         """`<bos> prompt <sep>` for inference, leaving room for at least `min_answer` tokens.
@@ -286,9 +326,10 @@ class MultiTaskDataset(Dataset):
         self.builder, self.seed, self.length = builder, int(seed), int(length)
         self.task_block = int(task_block)
         templates = builder.templates
-        unknown = sorted(set(task_weights) - set(templates.tasks))
+        unknown = sorted(set(task_weights) - set(templates.tasks) - {MULTI_ANSWER})
         if unknown:
-            raise UserError(f"task_weights names unknown task(s) {unknown}; templates define {templates.tasks}")
+            raise UserError(f"task_weights names unknown task(s) {unknown}; templates define {templates.tasks} "
+                            f"(and the composite {MULTI_ANSWER!r})")
         self.tables: dict[str, Sequence[Any]] = {}
         source_weight: dict[str, float] = {}
         source_tasks: dict[str, list[str]] = {}
@@ -304,13 +345,22 @@ class MultiTaskDataset(Dataset):
             cache: dict[str, np.ndarray] = {}
             masks[name] = {}
             for task in task_weights:
-                if task not in source_tasks[name]:
+                # multi_answer trains where the source trains it, or every reading task
+                reads_all = task == MULTI_ANSWER and set(builder.reading_tasks) <= set(source_tasks[name])
+                if task not in source_tasks[name] and not reads_all:
                     continue
-                ok = np.ones(len(rows), dtype=bool)
-                for label in templates.get(task).requires:
-                    if label not in cache:
-                        cache[label] = label_mask(rows, label)
-                    ok &= cache[label]
+                def has_all(required: list[str]) -> np.ndarray:
+                    ok = np.ones(len(rows), dtype=bool)
+                    for label in required:
+                        if label not in cache:
+                            cache[label] = label_mask(rows, label)
+                        ok &= cache[label]
+                    return ok
+
+                if task == MULTI_ANSWER:  # rows with the labels of at least two reading tasks
+                    ok = sum(has_all(templates.get(t).requires).astype(int) for t in builder.reading_tasks) >= 2
+                else:
+                    ok = has_all(templates.get(task).requires)
                 masks[name][task] = np.flatnonzero(ok)
         self.eligible: dict[str, list[tuple[str, np.ndarray]]] = {}
         self.source_probs: dict[str, np.ndarray] = {}

@@ -36,7 +36,7 @@ from talk2face.data.pretokenize import load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
-from talk2face.sequences import MultiTaskDataset, SequenceBuilder, collate
+from talk2face.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, collate
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN
@@ -60,6 +60,7 @@ class DataConfig:
     task_weights: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in TASKS})
     max_length: int = 256  # context of the decoder: the longest prompt + answer
     cfg_dropout: float = 0.1  # share of text_to_face/edit examples whose condition is dropped (for CFG)
+    prompt_face_loss: bool = False  # supervise prompt faces' codes too: every face trains the image model
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
     task_per_batch: bool = True  # one task per micro-batch: ~1.5x fewer padding tokens on SynFace
     # image-token embeddings start as a projection of the VQGAN's code vectors (modeling.py); on
@@ -99,10 +100,11 @@ class TrainConfig:
 
 def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str, cfg_dropout: float):
     """The tables of records per source and the builder that turns them into sequences."""
-    builder = SequenceBuilder(vocab, templates, max_length=cfg.data.max_length, cfg_dropout=cfg_dropout)
+    builder = SequenceBuilder(vocab, templates, max_length=cfg.data.max_length, cfg_dropout=cfg_dropout,
+                              prompt_face_loss=cfg.data.prompt_face_loss)
     tables = {}
     for src in cfg.data.sources:
-        unknown = sorted(set(src.tasks) - set(TASKS))
+        unknown = sorted(set(src.tasks) - set(TASKS) - {MULTI_ANSWER})
         if unknown:
             raise UserError(f"data.sources[{src.tokenized}]: unknown task(s) {unknown}; known: {list(TASKS)}")
         dataset, meta = load_tokenized(src.tokenized)
@@ -135,10 +137,14 @@ def caption_words(tables: dict) -> list[str]:
 
 
 def validation_batches(cfg: TrainConfig, vocab: Vocab, templates: Templates) -> dict[str, dict[str, torch.Tensor]]:
-    """A fixed batch of validation sequences per task (no condition dropout)."""
+    """A fixed batch of validation sequences per trained task (no condition dropout); multi_answer
+    also validates its reading tasks one by one, in the single-question form inference uses."""
     builder, tables = build_data(cfg, vocab, templates, "validation", cfg_dropout=0.0)
     rng = np.random.default_rng(cfg.seed)
-    per_task: dict[str, list] = {t: [] for t, w in cfg.data.task_weights.items() if w > 0}
+    trained = [t for t, w in cfg.data.task_weights.items() if w > 0]
+    if MULTI_ANSWER in trained:
+        trained += [t for t in builder.reading_tasks if t not in trained]
+    per_task: dict[str, list] = {t: [] for t in trained}
     for table, _, tasks in tables.values():
         for row in table.select(range(min(len(table), 4 * cfg.data.val_per_task))):
             record = row_to_record(row)

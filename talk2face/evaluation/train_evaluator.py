@@ -11,6 +11,7 @@ from outside.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -29,6 +30,9 @@ from talk2face.data.sources import open_source
 from talk2face.errors import UserError
 from talk2face.evaluation import face_metrics
 from talk2face.evaluation.evaluator import EvaluatorConfig, FaceEvaluator
+from talk2face.precision import autocast
+from talk2face.precision import resolve as resolve_precision
+from talk2face.schedule import warmup_cosine
 
 
 @dataclass
@@ -51,7 +55,8 @@ class OptimConfig:
     age_sigma: float = 2.0  # years; width of the Gaussian soft age label (DLDL, Gao et al. 2017)
     shift: int = 3  # largest random translation in pixels (augmentation)
     flip: bool = True  # random horizontal flips (faces are near-symmetric; labels do not change)
-    bf16: bool = False  # bf16 autocast; measured no faster than fp32 for this CNN on this CPU
+    mixed_precision: str = "auto"  # "auto" (measured on this machine, talk2face.precision) | "no" | "bf16"
+    device: str = ""  # "" = cuda when there is one, else cpu
     seed: int = 0
 
 
@@ -181,28 +186,47 @@ def evaluate(model: FaceEvaluator, split: LabelledImages, batch_size: int = 256)
     return out
 
 
+def precision_probe(model: FaceEvaluator, batch: tuple[torch.Tensor, ...], cfg: OptimConfig, device: str):
+    """For `talk2face.precision.measure`: one training step of a fresh copy of `model` on `batch`."""
+    def make_step(precision: str):
+        copy_ = copy.deepcopy(model).to(device)
+        optimizer = torch.optim.AdamW(copy_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        images, attributes, ages = (t.to(device) for t in batch)
+
+        def step() -> float:
+            with autocast(device, precision):
+                attr_loss, age_loss = losses(copy_, images, attributes, ages, cfg.age_sigma)
+            loss = attr_loss + cfg.age_weight * age_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+        return step
+    return make_step
+
+
 def train(cfg: EvaluatorTrainConfig) -> tuple[FaceEvaluator, dict[str, dict[str, float]]]:
     """Train an evaluator as configured and return it with its metrics per evaluation split."""
     torch.manual_seed(cfg.train.seed)
     generator = torch.Generator().manual_seed(cfg.train.seed)
+    device = cfg.train.device or ("cuda" if torch.cuda.is_available() else "cpu")
     size = cfg.model.image_size
     train_set, names = read_split(cfg.data.source, cfg.data.train_split, size, cfg.model.attributes or None, cfg.data.max_train)
     cfg.model.attributes = names
     if not names and not (train_set.ages >= 0).any():
         raise UserError(f"data source {cfg.data.source}: the train split has neither attributes nor ages")
     model = FaceEvaluator(cfg.model)
+    first = slice(0, cfg.train.batch_size)
+    probe = precision_probe(model, (to_float(train_set.images[first]), train_set.attributes[first], train_set.ages[first]),
+                            cfg.train, device)
+    precision = resolve_precision(cfg.train.mixed_precision, cfg.out, probe, device)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     n = len(train_set.ages)
     steps_per_epoch = math.ceil(n / cfg.train.batch_size)
     total = steps_per_epoch * cfg.train.epochs
     warmup = min(cfg.train.warmup_steps, total // 2)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total))
     start = time.time()
     with tqdm(total=total, desc="train evaluator", unit="step") as bar:
         for epoch in range(cfg.train.epochs):
@@ -210,9 +234,10 @@ def train(cfg: EvaluatorTrainConfig) -> tuple[FaceEvaluator, dict[str, dict[str,
             order = torch.randperm(n, generator=generator)
             for step in range(steps_per_epoch):
                 idx = order[step * cfg.train.batch_size : (step + 1) * cfg.train.batch_size]
-                images = augment(to_float(train_set.images[idx]), cfg.train.shift, cfg.train.flip, generator)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.bf16):
-                    attr_loss, age_loss = losses(model, images, train_set.attributes[idx], train_set.ages[idx], cfg.train.age_sigma)
+                images = augment(to_float(train_set.images[idx]), cfg.train.shift, cfg.train.flip, generator).to(device)
+                with autocast(device, precision):
+                    attr_loss, age_loss = losses(model, images, train_set.attributes[idx].to(device),
+                                                 train_set.ages[idx].to(device), cfg.train.age_sigma)
                 loss = attr_loss + cfg.train.age_weight * age_loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -220,6 +245,7 @@ def train(cfg: EvaluatorTrainConfig) -> tuple[FaceEvaluator, dict[str, dict[str,
                 scheduler.step()
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, attr=f"{attr_loss.item():.3f}", age=f"{age_loss.item():.3f}")
+    model.cpu()
     metrics = {"train_seconds": {"value": time.time() - start}}
     for split in cfg.data.eval_splits:
         data, _ = read_split(cfg.data.source, split, size, names, cfg.data.max_eval)
