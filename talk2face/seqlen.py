@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from talk2face.cli import run_standalone
 from talk2face.data.sources import open_source
 from talk2face.errors import UserError
-from talk2face.sequences import SequenceBuilder
+from talk2face.sequences import MULTI_ANSWER, SequenceBuilder
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 
@@ -36,7 +36,7 @@ def sequence_lengths(records, builder: SequenceBuilder, codes_per_face: int, see
     """
     rng = np.random.default_rng(seed)
     face = np.zeros(codes_per_face, dtype=np.uint16)
-    out: dict[str, list[int]] = {t: [] for t in builder.templates.tasks}
+    out: dict[str, list[int]] = {t: [] for t in [*builder.templates.tasks, MULTI_ANSWER]}
     for record in records:
         record.image = face
         if record.edit is not None:

@@ -112,8 +112,21 @@ def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str,
             raise UserError(f"{src.tokenized} has no {split!r} split (has {sorted(dataset)})")
         if meta["n_codes"] != vocab.n_codes:
             raise UserError(f"{src.tokenized} uses {meta['n_codes']} codes but the vocabulary has {vocab.n_codes}")
+        check_vqgan(src.tokenized, meta, cfg.data.vqgan)
         tables[src.tokenized] = (dataset[split], src.weight, src.tasks)
     return builder, tables
+
+
+def check_vqgan(tokenized: str, meta: dict, vqgan: str) -> None:
+    """Refuse codes made by another VQGAN than the one the checkpoint will decode them with."""
+    made_by = meta.get("vqgan_fingerprint")
+    if made_by is None:
+        raise UserError(f"{tokenized}/tokenize.json records no vqgan_fingerprint (tokenized by an older version): "
+                        f"tokenize it again with {vqgan}")
+    given = VQGAN.fingerprint(vqgan)
+    if made_by != given:
+        raise UserError(f"{tokenized} was tokenized by the VQGAN {meta.get('vqgan')} (weights {made_by}), but "
+                        f"data.vqgan is {vqgan} (weights {given}): the codes would decode with the wrong codebook")
 
 
 def trained_attributes(tables: dict) -> list[str]:

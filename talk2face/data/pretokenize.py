@@ -205,7 +205,8 @@ def tokenize(
         if not quiet:
             datasets.enable_progress_bars()
     meta = {
-        "vqgan": job["vqgan"], "vqgan_config": job["vqgan_config"], "n_codes": vq.n_codes,
+        "vqgan": job["vqgan"], "vqgan_fingerprint": VQGAN.fingerprint(vqgan_dir), "vqgan_config": job["vqgan_config"],
+        "n_codes": vq.n_codes,
         "grid_size": list(vq.grid_size), "image_size": vq.image_size, "data": str(data), "source": source.name,
         "counts": {split: len(ds) for split, ds in dataset.items()},
         "edits": {split: sum(1 for r in recs if r.edit is not None) for split, recs in records.items()},

@@ -16,6 +16,7 @@ such tensors with `talk2face.data.images.load_images`, which centre-crops to a s
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -239,14 +240,34 @@ class VQGAN(nn.Module):
     def device(self) -> torch.device:
         return self.quantize.embedding.weight.device
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write `config.json` + `model.safetensors` into `directory` (created if needed)."""
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write `config.json` + `model.safetensors` into `directory` (created if needed).
+
+        Args:
+            dtype: store floating-point weights in this type (e.g. torch.float16 for a shipped
+                folder half the size); they load back into fp32 parameters. None = as they are.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"model_type": MODEL_TYPE, **to_dict(self.config)}
         (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @staticmethod
+    def fingerprint(directory: str | Path) -> str:
+        """A short hash of a VQGAN folder's weights file: codes are only meaningful with the very
+        codebook that made them, so pre-tokenized data and training compare this."""
+        path = Path(directory) / WEIGHTS_NAME
+        if not path.is_file():
+            raise UserError(f"not a VQGAN folder: {path} is missing")
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()[:16]
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> VQGAN:
@@ -263,7 +284,11 @@ class VQGAN(nn.Module):
         if meta.pop("model_type", None) != MODEL_TYPE:
             raise UserError(f"{config_path}: model_type is not {MODEL_TYPE!r}")
         model = cls(from_dict(VQGANConfig, meta, str(config_path)))
-        load_checked(model, load_file(str(weights_path)), str(weights_path))
+        try:
+            weights = load_file(str(weights_path))
+        except Exception as err:  # safetensors raises its own error type for a truncated or corrupt file
+            raise UserError(f"{weights_path}: not a readable safetensors file ({err}); copy it again") from None
+        load_checked(model, weights, str(weights_path))
         return model.to(device).eval()
 
     @classmethod
