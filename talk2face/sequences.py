@@ -7,8 +7,9 @@ One sequence is
 
 (labels are aligned with input_ids; the HF causal LM shifts them itself). A face anywhere is
 `<boi> <img_c1> ... <img_cN> <eoi>`; in a target all of it is supervised, so the model learns to
-close a face after exactly N codes. With `prompt_face_loss` the codes of prompt faces are
-supervised too, so every face in the data trains the image model, not only text-to-face targets.
+close a face after exactly N codes. With `prompt_face_loss` the codes of prompt faces get labels
+of their own (`face_labels`, weighted apart from the answers in training), so every face in the
+data trains the image model, not only text-to-face targets.
 
 The composite task `multi_answer` reads one face several times: the first question is an ordinary
 single-question sequence, and every further reading task the record has labels for follows with
@@ -58,7 +59,7 @@ class SequenceBuilder:
         max_length: the decoder's context; a longer sequence is an error naming the lengths.
         cfg_dropout: probability that a task with an `unconditional` prompt (text_to_face, edit)
             is rendered with that prompt instead (the condition is dropped; edit keeps the face).
-        prompt_face_loss: supervise the codes of prompt faces too (see the module docstring).
+        prompt_face_loss: also label the codes of prompt faces, as `face_labels` (module docstring).
     """
 
     def __init__(self, vocab: Vocab, templates: Templates, max_length: int, cfg_dropout: float = 0.1,
@@ -112,16 +113,16 @@ class SequenceBuilder:
     def encode_segments(self, samples: Sequence[Sample], name: str = "sample") -> dict[str, np.ndarray]:
         """`<bos> P1 <sep> A1 <eos> P2 <sep> A2 <eos> ...`: loss on every answer and its <eos>."""
         v = self.vocab
-        ids, labels = [np.array([v.bos_id])], [np.array([IGNORE])]
+        ids, labels, face_labels = [np.array([v.bos_id])], [np.array([IGNORE])], [np.array([IGNORE])]
         n_prompt = n_answer = 0
         for sample in samples:
             prompt = v.encode(sample.prompt, sample.prompt_faces)  # (P,)
             target = v.encode(sample.target, sample.target_faces)  # (A,)
-            prompt_labels = np.where(v.is_image(prompt), prompt, IGNORE) if self.prompt_face_loss else np.full(len(prompt), IGNORE)
             answer = np.concatenate([target, [v.eos_id]])
             n_prompt, n_answer = n_prompt + len(prompt), n_answer + len(target)
             ids += [prompt, [v.sep_id], answer]
-            labels += [prompt_labels, [IGNORE], answer]
+            labels += [np.full(len(prompt) + 1, IGNORE), answer]
+            face_labels += [np.where(v.is_image(prompt), prompt, IGNORE), np.full(len(answer) + 1, IGNORE)]
         input_ids = np.concatenate(ids).astype(np.int64)  # (L,)
         if len(input_ids) > self.max_length:
             tasks = "+".join(s.task for s in samples)
@@ -129,7 +130,10 @@ class SequenceBuilder:
                 f"{tasks} sequence of {name} has {len(input_ids)} tokens (prompt {n_prompt}, answer {n_answer}, "
                 f"{1 + 2 * len(samples)} specials) but max_length is {self.max_length}: raise data.max_length or shorten the text"
             )
-        return {"input_ids": input_ids, "labels": np.concatenate(labels).astype(np.int64)}
+        out = {"input_ids": input_ids, "labels": np.concatenate(labels).astype(np.int64)}
+        if self.prompt_face_loss:
+            out["face_labels"] = np.concatenate(face_labels).astype(np.int64)
+        return out
 
     def prompt_ids(self, sample: Sample, min_answer: int = 1) -> np.ndarray:
         """`<bos> prompt <sep>` for inference, leaving room for at least `min_answer` tokens.
@@ -150,28 +154,25 @@ def collate(examples: Sequence[Mapping[str, np.ndarray]], pad_id: int, pad_to_mu
     """Right-pad a list of built sequences into a batch.
 
     Args:
-        examples: dicts with "input_ids" and "labels", (L_i,) each.
+        examples: dicts with "input_ids" and "labels" (and optionally "face_labels"), (L_i,) each.
         pad_id: the vocabulary's <pad> id.
         pad_to_multiple_of: round the batch length up (e.g. 8 for tensor cores).
     Returns:
-        input_ids (B, T) int64 (pad_id after the end), labels (B, T) (-100 after the end),
-        attention_mask (B, T) int64 (1 on real tokens).
+        input_ids (B, T) int64 (pad_id after the end), labels and face_labels (B, T) (-100 after
+        the end), attention_mask (B, T) int64 (1 on real tokens).
     """
     if not examples:
         raise ValueError("collate needs at least one example")
     lengths = np.array([len(e["input_ids"]) for e in examples])
     T = int(-(-lengths.max() // pad_to_multiple_of) * pad_to_multiple_of)
-    input_ids = np.full((len(examples), T), pad_id, dtype=np.int64)  # (B, T)
-    labels = np.full((len(examples), T), IGNORE, dtype=np.int64)  # (B, T)
+    label_keys = [k for k in ("labels", "face_labels") if k in examples[0]]
+    out = {"input_ids": np.full((len(examples), T), pad_id, dtype=np.int64)}  # (B, T)
+    out.update({k: np.full((len(examples), T), IGNORE, dtype=np.int64) for k in label_keys})  # (B, T) each
     for row, e in enumerate(examples):
-        input_ids[row, : len(e["input_ids"])] = e["input_ids"]
-        labels[row, : len(e["labels"])] = e["labels"]
-    attention_mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
-    return {
-        "input_ids": torch.from_numpy(input_ids),
-        "labels": torch.from_numpy(labels),
-        "attention_mask": torch.from_numpy(attention_mask),
-    }
+        for key in ("input_ids", *label_keys):
+            out[key][row, : len(e[key])] = e[key]
+    out["attention_mask"] = (np.arange(T)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
+    return {k: torch.from_numpy(v) for k, v in out.items()}
 
 
 def pack(examples: Sequence[Mapping[str, np.ndarray]], max_length: int, pad_id: int) -> dict[str, torch.Tensor]:

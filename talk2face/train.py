@@ -60,7 +60,9 @@ class DataConfig:
     task_weights: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in TASKS})
     max_length: int = 256  # context of the decoder: the longest prompt + answer
     cfg_dropout: float = 0.1  # share of text_to_face/edit examples whose condition is dropped (for CFG)
-    prompt_face_loss: bool = False  # supervise prompt faces' codes too: every face trains the image model
+    # weight of the mean loss on the codes of prompt faces, next to the answers' mean loss (0 = no
+    # such loss): every face in the data then trains the image model, not only text-to-face targets
+    prompt_face_loss: float = 0.0
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
     task_per_batch: bool = True  # one task per micro-batch: ~1.5x fewer padding tokens on SynFace
     # image-token embeddings start as a projection of the VQGAN's code vectors (modeling.py); on
@@ -101,7 +103,7 @@ class TrainConfig:
 def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str, cfg_dropout: float):
     """The tables of records per source and the builder that turns them into sequences."""
     builder = SequenceBuilder(vocab, templates, max_length=cfg.data.max_length, cfg_dropout=cfg_dropout,
-                              prompt_face_loss=cfg.data.prompt_face_loss)
+                              prompt_face_loss=cfg.data.prompt_face_loss > 0)
     tables = {}
     for src in cfg.data.sources:
         unknown = sorted(set(src.tasks) - set(TASKS) - {MULTI_ANSWER})
@@ -187,6 +189,20 @@ def validation_loss(model, accelerator: Accelerator, batches: dict[str, dict[str
         losses[task] = total / max(count, 1)
     model.train()
     return losses
+
+
+def training_loss(model, batch: dict[str, torch.Tensor], face_weight: float) -> torch.Tensor:
+    """Mean loss on the answers, plus `face_weight` x the mean loss on prompt-face codes.
+
+    The two means are kept apart so that 64 prompt codes do not drown a one-token age answer.
+    """
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    face_labels = batch.get("face_labels")
+    if face_weight <= 0 or face_labels is None or not (face_labels != -100).any():
+        return out.loss
+    targets = face_labels[:, 1:]  # (B, T-1): position t predicts token t+1
+    faces = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().flatten(0, 1), targets.flatten(), ignore_index=-100)
+    return out.loss + face_weight * faces
 
 
 def checkpoints_dir(cfg: TrainConfig) -> Path:
@@ -291,7 +307,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     model.train()
     for batch in batches:
         with accelerator.accumulate(model):
-            loss = model(**batch).loss
+            loss = training_loss(model, batch, cfg.data.prompt_face_loss)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.optim.clip)

@@ -16,7 +16,7 @@ from talk2face.data.pretokenize import FEATURES, record_to_row
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.errors import UserError
 from talk2face.sequences import (
-    IGNORE, MultiTaskDataset, SequenceBuilder, TaskSampler, block_causal_mask, collate, label_mask, pack,
+    IGNORE, MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, TaskSampler, block_causal_mask, collate, label_mask, pack,
 )
 from talk2face.templates import TASKS, Templates
 from talk2face.vocab import Vocab
@@ -208,3 +208,45 @@ def test_task_block_gives_one_task_per_batch_and_keeps_the_mixture(vocab, templa
     for i in range(16):
         supervised = int((ds[i]["labels"] != -100).sum())
         assert (supervised == 2) == (tasks[i] == "age")
+
+
+def test_multi_answer_reads_one_face_for_every_labelled_reading_task(vocab, templates):
+    b = builder(vocab, templates)
+    record = make_record(3)
+    out = b.build(MULTI_ANSWER, record, np.random.default_rng(0))
+    ids, labels = out["input_ids"], out["labels"]
+    assert (ids == vocab.boi_id).sum() == 1  # the face once
+    seps, eoss = np.flatnonzero(ids == vocab.sep_id), np.flatnonzero(ids == vocab.eos_id)
+    assert len(seps) == len(eoss) == 3 and ids[0] == vocab.bos_id and ids[-1] == vocab.eos_id
+    answers = [vocab.decode_text(ids[s + 1:e]) for s, e in zip(seps, eoss)]
+    attributes = templates.get("attributes").attributes.render(record.attributes)
+    assert sorted(answers) == sorted([str(record.age), attributes, answers[[a in record.captions for a in answers].index(True)]])
+    supervised = np.flatnonzero(labels != IGNORE)  # exactly the answers and their <eos>
+    expected = np.concatenate([np.arange(s + 1, e + 1) for s, e in zip(seps, eoss)])
+    np.testing.assert_array_equal(supervised, expected)
+    # the first question is the single-question form inference uses, the face in its prompt
+    assert np.flatnonzero(ids == vocab.boi_id)[0] < seps[0]
+    # every task comes first in some sequences; a record with one reading label is not eligible
+    firsts = Counter()
+    for seed in range(60):
+        o = b.build(MULTI_ANSWER, record, np.random.default_rng(seed))["input_ids"]
+        s, e = np.flatnonzero(o == vocab.sep_id)[0], np.flatnonzero(o == vocab.eos_id)[0]
+        answer = vocab.decode_text(o[s + 1:e])
+        firsts["age" if answer == str(record.age) else "attributes" if answer == attributes else "caption"] += 1
+    assert set(firsts) == {"age", "attributes", "caption"} and min(firsts.values()) > 8
+    assert not b.supports(MULTI_ANSWER, make_record(4, captions=False, attributes=False))
+
+
+def test_prompt_face_labels_cover_exactly_the_prompt_codes(vocab, templates):
+    b = SequenceBuilder(vocab, templates, max_length=512, prompt_face_loss=True)
+    record = make_record(5, edit=True)
+    for task in ("caption", "edit", "text_to_face"):
+        out = b.build(task, record, np.random.default_rng(2))
+        ids, faces, labels = out["input_ids"], out["face_labels"], out["labels"]
+        sep = int(np.flatnonzero(ids == vocab.sep_id)[0])
+        prompt_codes = np.flatnonzero(vocab.is_image(ids[:sep]))
+        np.testing.assert_array_equal(np.flatnonzero(faces != IGNORE), prompt_codes)
+        np.testing.assert_array_equal(faces[prompt_codes], ids[prompt_codes])
+        assert (labels[:sep + 1] == IGNORE).all()  # the answers' labels are unchanged
+    batch = collate([b.build("caption", record, np.random.default_rng(0)), b.build("age", record, np.random.default_rng(0))], vocab.pad_id)
+    assert batch["face_labels"].shape == batch["labels"].shape and (batch["face_labels"] != IGNORE).sum() == 2 * 64
