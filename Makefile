@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 MODEL     ?= runs/demo/decoder/final
 DATA      ?= data/synface
-EVALUATOR ?= runs/demo/evaluator
+EVALUATOR ?= evaluators/synface
 OUT       ?= outputs/eval
 TASKS     ?= all
 
@@ -27,8 +27,9 @@ $(STAMP): setup.cfg pyproject.toml
 test: install
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
+# make demo VQGAN=train / EVALUATOR=train: train them here instead of using the shipped ones
 demo: install
-	$(PY) -m talk2face.demo
+	$(PY) -m talk2face.demo $(if $(VQGAN),--vqgan=$(VQGAN)) $(if $(filter train,$(EVALUATOR)),--evaluator=train)
 
 bench: install
 	$(PY) -m talk2face.bench

@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from talk2face import bench_generation, bench_synface, bench_train
+from talk2face import bench_generation, bench_synface, bench_train, shipped
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vqgan", default="runs/demo/vqgan/final", help="a trained VQGAN folder")
+    parser.add_argument("--vqgan", default=str(shipped.VQGAN), help="a trained VQGAN folder")
     parser.add_argument("--data", default="data/synface", help="the SynFace folder it was trained on")
-    parser.add_argument("--evaluator", default="runs/demo/evaluator", help="a trained evaluator folder")
+    parser.add_argument("--evaluator", default=str(shipped.EVALUATOR), help="a trained evaluator folder")
     args = parser.parse_args(argv)
     print("== SynFace ==")
     bench_synface.main([])

@@ -2,8 +2,10 @@
 
     python -m talk2face.demo [experiments/demo.yaml] [--key=value ...]
 
-Stages: render SynFace -> train the VQGAN -> pre-tokenize -> train the decoder on all tasks
-(`accelerate launch -m talk2face.train`) -> train the evaluator -> `make eval` -> demo/index.html.
+Stages: render SynFace -> pre-tokenize with the shipped tokenizer (tokenizers/synface-vqgan) ->
+train the decoder on all tasks (`accelerate launch -m talk2face.train`) -> `make eval`, judged by
+the shipped evaluator (evaluators/synface) -> demo/index.html. `--vqgan=train` / `--evaluator=train`
+(`make demo VQGAN=train EVALUATOR=train`) train those two here first instead.
 Each stage reports progress and its time; a stage whose result exists is reused, so a second
 run only redoes what is missing (delete a stage's folder to redo it).
 """
@@ -47,14 +49,14 @@ class DemoConfig:
     data: str = "data/synface"  # where SynFace is written (shared by demo runs of one size/seed)
     runs: str = "runs/demo"  # VQGAN, tokenized data, decoder, evaluator
     out: str = "demo"  # index.html, report, pictures
+    vqgan: str = "tokenizers/synface-vqgan"  # the image tokenizer folder, or "train" to train one (vqgan_config)
     vqgan_config: str = "experiments/vqgan-synface.yaml"
     vqgan_overrides: list[str] = field(default_factory=list)
     decoder_config: str = "experiments/synface-small.yaml"
     decoder_overrides: list[str] = field(default_factory=list)  # e.g. a shorter --optim.max_steps
-    # The evaluator (the judge of make eval) learns from its own faces: other identities (seed + 1),
-    # more of them. Trained on 40,000 it scores 0.959 attribute accuracy on its test split (0.900
-    # when trained on the demo's 10,000) and judges the true edited faces 0.896 successful (0.763):
-    # measured 2026-11-26, 343 s on the 2-core CPU.
+    evaluator: str = "evaluators/synface"  # the judge of make eval, or "train" to train one (below)
+    # A trained evaluator learns from its own faces: other identities (seed + 1), more of them
+    # (the shipped one's card gives its figures).
     judge_faces: int = 40000
     judge_data: str = "data/synface-judge"
     evaluator_config: str = "experiments/evaluator-synface.yaml"
@@ -199,9 +201,13 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = load_config(DemoConfig, config, [a for a in argv if a.startswith("--")])
     data, runs, out = Path(cfg.data), Path(cfg.runs), Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    vqgan, tokenized = runs / "vqgan" / "final", runs / "tokenized"
-    decoder, evaluator = runs / "decoder" / "final", runs / "evaluator"
-    stages = Stages(total=8)  # the contact sheet is redrawn every run (seconds)
+    train_vqgan_here, train_evaluator_here = cfg.vqgan == "train", cfg.evaluator == "train"
+    vqgan = runs / "vqgan" / "final" if train_vqgan_here else REPO / cfg.vqgan
+    evaluator = runs / "evaluator" if train_evaluator_here else REPO / cfg.evaluator
+    tokenized, decoder = runs / "tokenized", runs / "decoder" / "final"
+    stages = Stages(total=5 + train_vqgan_here + 2 * train_evaluator_here)  # the contact sheet is redrawn every run
+    print(f"image tokenizer: {'trained here' if train_vqgan_here else 'shipped'} ({vqgan}); "
+          f"evaluator: {'trained here' if train_evaluator_here else 'shipped'} ({evaluator})", flush=True)
     started = time.perf_counter()
 
     def synth(n: int, seed: int, folder: str | Path) -> None:
@@ -241,13 +247,15 @@ def main(argv: list[str] | None = None) -> Path:
 
     stages.run("render SynFace", data / "test" / "metadata.jsonl", lambda: synth(cfg.faces, cfg.seed, data))
     sheet()
-    stages.run("train the VQGAN", vqgan / "config.json", train_vqgan)
+    if train_vqgan_here:
+        stages.run("train the VQGAN", vqgan / "config.json", train_vqgan)
     stages.run("pre-tokenize", tokenized / "tokenize.json", pretokenize)
     stages.run("train the decoder (accelerate launch)", decoder / "talk2face.json",
                lambda: launch_decoder_training(cfg, tokenized, vqgan, runs / "decoder"))
-    stages.run("render the evaluator's faces", Path(cfg.judge_data) / "test" / "metadata.jsonl",
-               lambda: synth(cfg.judge_faces, cfg.seed + 1, cfg.judge_data))
-    stages.run("train the evaluator", evaluator / "metrics.json", train_evaluator)
+    if train_evaluator_here:
+        stages.run("render the evaluator's faces", Path(cfg.judge_data) / "test" / "metadata.jsonl",
+                   lambda: synth(cfg.judge_faces, cfg.seed + 1, cfg.judge_data))
+        stages.run("train the evaluator", evaluator / "metrics.json", train_evaluator)
     stages.run("evaluate (make eval)", out / "eval" / "report.json", evaluate)
     def page() -> None:
         shown = showcase(decoder, data, out, cfg.seed)

@@ -13,6 +13,7 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
     config = tmp_path / "demo.yaml"
     config.write_text(json.dumps({
         "faces": 60, "size": 32, "data": str(tmp_path / "synface"), "runs": str(tmp_path / "runs"),
+        "vqgan": "train", "evaluator": "train",  # the shipped ones are 64x64; this test trains its own
         "judge_faces": 40, "judge_data": str(tmp_path / "judge"),
         "out": str(tmp_path / "demo"),
         "vqgan_overrides": ["--model={image_size: 32, ch_mult: [1, 2], n_codes: 64}", "--optim.steps=3",

@@ -1,6 +1,6 @@
 """`talk2face tokenize`: VQ-encode every image of a data source once, into an Arrow DatasetDict.
 
-    talk2face tokenize --vqgan runs/vqgan-synface/final --data data/synface --out data/synface-codes
+    talk2face tokenize --data data/synface --out data/synface-codes [--vqgan DIR]
 
 Training then reads uint16 code columns and never touches pixels. Every image goes through
 `load_images` (RGB, centre crop, bicubic resize to the VQGAN's image_size), so images of any size
@@ -35,6 +35,7 @@ import datasets
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 
+from talk2face import shipped
 from talk2face.config import to_dict
 from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, SPLITS, EditInfo, FaceRecord
@@ -235,7 +236,7 @@ def load_tokenized(directory: str | Path) -> tuple[DatasetDict, dict[str, Any]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--vqgan", required=True, help="VQGAN folder (config.json + model.safetensors)")
+    parser.add_argument("--vqgan", default=str(shipped.VQGAN), help="VQGAN folder (config.json + model.safetensors; default: the shipped SynFace one)")
     parser.add_argument("--data", required=True, help="data source: an imagefolder or a source YAML")
     parser.add_argument("--out", required=True, help="output folder (an HF DatasetDict); must not exist")
     parser.add_argument("--batch-size", type=int, default=64, help="images per encoder call")

@@ -1,7 +1,7 @@
 """`make eval` / `talk2face eval`: every task of a trained model on the test split of a data set.
 
     talk2face eval --model runs/synface-small/final --data data/synface \
-        --evaluator runs/evaluator-synface --out outputs/eval [--tasks age,caption] [--fast]
+        --evaluator evaluators/synface --out outputs/eval [--tasks age,caption] [--fast]
 
 Writes report.json, report.md and pictures (see report.py). Each task runs on its own: a task the
 model was not trained for, or that the data cannot test, is reported as not run while the others
@@ -34,6 +34,8 @@ from talk2face.evaluation.baselines import MajorityAttributes, MeanAge, NearestN
 from talk2face.evaluation.caption_attributes import attribute_precision_recall, caption_mentions
 from talk2face.evaluation.caption_metrics import caption_scores
 from talk2face.evaluation.evaluator import FaceEvaluator
+from talk2face import shipped
+from talk2face.precision import cpu_model
 from talk2face.evaluation.face_metrics import (
     age_mae, balanced_accuracy, cumulative_score, diversity, edit_scores, frechet_distance, labels_matrix,
     mean_accuracy, per_attribute_accuracy,
@@ -48,7 +50,7 @@ _STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old)|\bag
 class EvalConfig:
     model: str = "runs/synface-small/final"  # a trained model folder
     data: str = "data/synface"  # a data source with a test split
-    evaluator: str = "runs/evaluator-synface"  # judges generated / edited faces ("" = skip those tasks)
+    evaluator: str = str(shipped.EVALUATOR)  # judges generated / edited faces ("" = skip those tasks)
     out: str = "outputs/eval"
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     limit: int = 500  # test faces per task (0 = all)
@@ -244,6 +246,13 @@ class Benchmark:
         rows.update(heldout_rows)
         ceiling.update(heldout_ceiling)
         rows["VQ reconstruction of real faces (ceiling)"] = ceiling
+        # the chance level every control figure must beat: each prompt judged on another person's real face
+        real_probs, _, _ = self.judge(real)
+        others = torch.from_numpy(np.random.default_rng(self.cfg.seed + 1).permutation(len(records)))
+        rows["random real faces (chance)"] = {
+            "attribute control": control_accuracy(claims, real_probs[others], names, 1),
+            "control, named features": control_accuracy(named_features(claims), real_probs[others], names, 1),
+        }
         self.pictures["text_to_face"] = generated[: 8 * per]
         self.pictures["text_to_face_prompts"] = prompts[:8]
         return {"metrics": rows}
@@ -333,6 +342,8 @@ class Benchmark:
     def run(self) -> dict[str, Any]:
         results: dict[str, Any] = {"meta": {"model": self.cfg.model, "data": self.cfg.data,
                                             "evaluator": self.cfg.evaluator or "none",
+                                            "evaluator_weights": FaceEvaluator.fingerprint(self.cfg.evaluator) if self.cfg.evaluator else "none",
+                                            "cpu": cpu_model(),
                                             "date": time.strftime("%Y-%m-%d %H:%M")}}
         trained = set(self.card.get("tasks", TASKS))
         for task in tqdm(self.cfg.tasks, desc="eval"):

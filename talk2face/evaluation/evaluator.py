@@ -27,6 +27,7 @@ from torch import nn
 
 from talk2face.config import from_dict, to_dict
 from talk2face.errors import UserError
+from talk2face.fingerprint import weights_fingerprint
 
 
 @dataclass
@@ -135,6 +136,11 @@ class FaceEvaluator(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.json").write_text(json.dumps({"model_type": "talk2face-evaluator", **to_dict(self.config)}, indent=2))
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / "model.safetensors"))
+
+    @staticmethod
+    def fingerprint(directory: str | Path) -> str:
+        """A short hash of an evaluator folder's weights: every report names the judge it used."""
+        return weights_fingerprint(directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> FaceEvaluator:

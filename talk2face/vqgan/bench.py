@@ -28,6 +28,7 @@ import torch
 from talk2face.data.images import load_images
 from talk2face.data.pretokenize import load_tokenized, tokenize
 from talk2face.data.sources import open_source
+from talk2face import shipped
 from talk2face.errors import UserError
 from talk2face.evaluation.evaluator import FaceEvaluator
 from talk2face.evaluation.face_metrics import age_mae, balanced_accuracy, labels_matrix, mean_accuracy
@@ -86,7 +87,7 @@ def attribute_retention(vq: VQGAN, evaluator_dir: str, data: str, split: str, pi
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vqgan", default="runs/vqgan-synface/final", help="a trained VQGAN folder")
+    parser.add_argument("--vqgan", default=str(shipped.VQGAN), help="a trained VQGAN folder (default: the shipped one)")
     parser.add_argument("--data", default="data/synface", help="data source")
     parser.add_argument("--split", default="test", help="split to measure on")
     parser.add_argument("--n", type=int, default=1000, help="images for the tokenization throughput")

@@ -1,6 +1,6 @@
 """The image tokenizer: a VQGAN built from taming-transformers' own modules.
 
-    vq = VQGAN.from_pretrained("runs/vqgan-synface/final")
+    vq = VQGAN.from_pretrained("tokenizers/synface-vqgan")
     codes = vq.encode(load_images(paths, vq.image_size))   # (B, h*w) ints in [0, n_codes)
     images = vq.decode(codes)                                # (B, 3, H, W) in [-1, 1]
 
@@ -16,7 +16,6 @@ such tensors with `talk2face.data.images.load_images`, which centre-crops to a s
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from torch import nn
 
 from talk2face.config import from_dict, to_dict
 from talk2face.errors import UserError
+from talk2face.fingerprint import weights_fingerprint
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -258,16 +258,9 @@ class VQGAN(nn.Module):
 
     @staticmethod
     def fingerprint(directory: str | Path) -> str:
-        """A short hash of a VQGAN folder's weights file: codes are only meaningful with the very
+        """A short hash of a VQGAN folder's weights: codes are only meaningful with the very
         codebook that made them, so pre-tokenized data and training compare this."""
-        path = Path(directory) / WEIGHTS_NAME
-        if not path.is_file():
-            raise UserError(f"not a VQGAN folder: {path} is missing")
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()[:16]
+        return weights_fingerprint(directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> VQGAN:

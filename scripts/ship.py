@@ -1,0 +1,146 @@
+"""Turn a trained SynFace VQGAN or evaluator into the folder the repository ships, with its card.
+
+    python scripts/ship.py vqgan runs/vqgan-synface-ship/final tokenizers/synface-vqgan \
+        --data data/synface --evaluator evaluators/synface --recipe experiments/vqgan-synface-ship.yaml
+    python scripts/ship.py evaluator runs/evaluator-ship evaluators/synface \
+        --recipe experiments/evaluator-synface.yaml
+
+The VQGAN is stored in fp16 (half the size) only where its figures, measured here on both
+copies, stay the same; the card (README.md) states the data, the recipe, the machine, the time
+and the figures, all read from the run's own files or measured by this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from talk2face.errors import UserError
+from talk2face.evaluation.evaluator import FaceEvaluator
+from talk2face.precision import cpu_model
+from talk2face.vqgan import bench as vqgan_bench
+from talk2face.vqgan.model import VQGAN
+
+
+def fresh_destination(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} exists; pass --overwrite to replace the shipped folder")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def ship_vqgan(args: argparse.Namespace) -> None:
+    source, dest = Path(args.source), Path(args.dest)
+    fresh_destination(dest, args.overwrite)
+    metrics = json.loads((source / "metrics.json").read_text())
+    precision = json.loads((source.parent / "precision.json").read_text()) if (source.parent / "precision.json").exists() else {}
+    judge = ["--evaluator", args.evaluator] if args.evaluator else []
+    with tempfile.TemporaryDirectory() as tmp:
+        half = Path(tmp) / "fp16"
+        VQGAN.from_pretrained(source).save_pretrained(half, dtype=torch.float16)
+        full_fig = vqgan_bench.main(["--vqgan", str(source), "--data", args.data, "--n", "200", *judge])
+        half_fig = vqgan_bench.main(["--vqgan", str(half), "--data", args.data, "--n", "200", *judge])
+        if abs(half_fig["psnr_db"] - full_fig["psnr_db"]) > 0.05:
+            raise UserError(f"fp16 weights change the PSNR ({full_fig['psnr_db']} -> {half_fig['psnr_db']} dB): not shipped")
+        shutil.copytree(half, dest)
+    (dest / "metrics.json").write_text(json.dumps({"bench_fp32": full_fig, "bench_fp16": half_fig,
+                                                   "training": {k: v for k, v in metrics.items() if k != "history"},
+                                                   "history": metrics.get("history", [])}, indent=2) + "\n")
+    size_mb = (dest / "model.safetensors").stat().st_size / 2**20
+    rows = [("test PSNR", f"{half_fig['psnr_db']:.2f} dB (fp32 weights: {full_fig['psnr_db']:.2f})"),
+            ("codebook usage", f"{half_fig['codebook_usage']:.1%} of {half_fig['n_codes']} codes, perplexity {half_fig['perplexity']:.0f}"),
+            ("codes per face", str(half_fig["codes_per_face"]))]
+    for name, r in half_fig.get("evaluator", {}).items():
+        rows.append((f"evaluator on {name} test faces", f"attribute accuracy {r['attribute_accuracy']:.3f} "
+                     f"(balanced {r['balanced_accuracy']:.3f}), age MAE {r['age_mae']}"))
+    card = [
+        "# SynFace image tokenizer (VQGAN)", "",
+        "64x64 SynFace faces -> 8x8 = 64 codes of a 512-entry codebook; taming-transformers' Encoder, "
+        "Decoder and VectorQuantizer2 (`talk2face.vqgan.VQGAN.from_pretrained` loads this folder). "
+        f"Weights stored in fp16 ({size_mb:.1f} MB); they load into fp32 parameters.", "",
+        "## How it was made", "",
+        f"- Data: SynFace, seed 0, 10,000 faces (`talk2face synth --n 10000 --size 64 --out data/synface --seed 0`), "
+        f"train split ({metrics.get('eval_images', '?')} test faces measured during training).",
+        f"- Recipe: `{args.recipe}`, `OMP_NUM_THREADS=1 python -m talk2face.vqgan.train {args.recipe}`, then "
+        f"`python scripts/ship.py vqgan {args.source} {args.dest} --data {args.data}"
+        + (f" --evaluator {args.evaluator}" if args.evaluator else "") + f" --recipe {args.recipe}`.",
+        f"- Machine: {precision.get('hardware', cpu_model())}, one thread; {metrics['steps']} steps in "
+        f"{metrics['train_seconds'] / 60:.1f} min of training; mixed precision chosen by measurement: "
+        f"{metrics.get('mixed_precision', precision.get('mixed_precision', '?'))}"
+        + (f" ({', '.join(f'{k} {v:.2f} steps/s' for k, v in precision['steps_per_s'].items())})" if precision else "") + ".",
+        f"- Shipped on {datetime.date.today().isoformat()}.", "",
+        "## Figures (`python -m talk2face.vqgan.bench`, the whole SynFace seed-0 test split)", "",
+        "| measure | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "",
+    ]
+    (dest / "README.md").write_text("\n".join(card))
+    print(f"shipped {dest} ({size_mb:.1f} MB)")
+
+
+def ship_evaluator(args: argparse.Namespace) -> None:
+    source, dest = Path(args.source), Path(args.dest)
+    fresh_destination(dest, args.overwrite)
+    evaluator = FaceEvaluator.from_pretrained(source)
+    evaluator.save_pretrained(dest)
+    metrics = json.loads((source / "metrics.json").read_text())
+    config = json.loads((source / "train_config.json").read_text())
+    precision = json.loads((source / "precision.json").read_text()) if (source / "precision.json").exists() else {}
+    for name in ("metrics.json", "train_config.json"):
+        shutil.copyfile(source / name, dest / name)
+    size_mb = (dest / "model.safetensors").stat().st_size / 2**20
+    rows = []
+    for split in config["data"]["eval_splits"]:
+        m = metrics[split]
+        rows.append(f"| {split} | {m['attr_mean_acc']:.4f} | {m['attr_balanced_acc']:.4f} | {m['age_mae']:.2f} | {m['age_cs5']:.3f} |")
+    card = [
+        "# SynFace evaluator (the judge of `make eval`)", "",
+        "A small CNN that reads the 28 SynFace attributes and the age of a 64x64 face "
+        "(`talk2face.evaluation.evaluator.FaceEvaluator.from_pretrained` loads this folder). "
+        f"It is the fixed measuring instrument: every `make eval` report prints its weights' hash "
+        f"({FaceEvaluator.fingerprint(dest)}), and it is not retrained while the models it judges change. "
+        f"{size_mb:.1f} MB.", "",
+        "## How it was made", "",
+        f"- Data: real SynFace faces only, seed 1, 40,000 faces (`talk2face synth --n 40000 --size 64 "
+        f"--out data/synface-judge --seed 1`): identities that no decoder or tokenizer training set uses (seed 0 "
+        f"and the extra decoder faces of seeds >= 2).",
+        f"- Recipe: `python -m talk2face.evaluation.train_evaluator {args.recipe} --data.source=data/synface-judge "
+        f"--out={args.source}`, then `python scripts/ship.py evaluator {args.source} {args.dest} --recipe {args.recipe}`.",
+        f"- Machine: {precision.get('hardware', cpu_model())}, one thread; {metrics['train_seconds']['value'] / 60:.1f} min; "
+        f"mixed precision chosen by measurement: {precision.get('mixed_precision', '?')}"
+        + (f" ({', '.join(f'{k} {v:.2f} steps/s' for k, v in precision['steps_per_s'].items())})" if precision else "") + ".",
+        f"- Shipped on {datetime.date.today().isoformat()}.", "",
+        "## Figures (its own held-out splits of seed 1)", "",
+        "| split | attribute accuracy | balanced | age MAE | CS@5 |", "|---|---:|---:|---:|---:|", *rows, "",
+    ]
+    (dest / "README.md").write_text("\n".join(card))
+    print(f"shipped {dest} ({size_mb:.1f} MB)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="kind", required=True)
+    for kind in ("vqgan", "evaluator"):
+        p = sub.add_parser(kind)
+        p.add_argument("source", help="the trained folder")
+        p.add_argument("dest", help="the shipped folder to write")
+        p.add_argument("--recipe", required=True, help="the experiments/ config that trained it")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing shipped folder")
+        if kind == "vqgan":
+            p.add_argument("--data", default="data/synface")
+            p.add_argument("--evaluator", default=None, help="judge the reconstructions with this evaluator")
+    args = parser.parse_args(argv)
+    try:
+        (ship_vqgan if args.kind == "vqgan" else ship_evaluator)(args)
+    except UserError as err:
+        print(f"ship: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
