@@ -52,9 +52,13 @@ def save_checkpoint_folder(
     shutil.copytree(templates_dir, tmp / TEMPLATES_SUBDIR)
     (tmp / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(train_config, sort_keys=False))
     (tmp / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    # the old folder stays until the new one is in place: a kill at any point leaves one of them whole
+    old = out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
-        shutil.rmtree(out_dir)
+        os.replace(out_dir, old)
     os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
 
 

@@ -10,6 +10,7 @@ checkpoint skips the batches already seen and continues the exact data order and
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -21,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
 
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
@@ -36,6 +36,9 @@ from talk2face.data.pretokenize import load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
+from talk2face.precision import autocast
+from talk2face.precision import resolve as resolve_precision
+from talk2face.schedule import warmup_cosine
 from talk2face.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, collate
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
@@ -73,7 +76,7 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     lr: float = 1e-3  # peak learning rate (AdamW)
-    min_lr_ratio: float = 0.0  # cosine decays to lr * this (0 = transformers' default schedule)
+    min_lr_ratio: float = 0.0  # the cosine decays to lr * this
     weight_decay: float = 0.1  # on matrices only; norms and biases are not decayed
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     warmup_steps: int = 100  # linear warm-up
@@ -90,9 +93,12 @@ class TrainConfig:
     batch_size: int = 32  # sequences per micro-batch per process
     seed: int = 0
     output_dir: str = "runs/synface-small"
-    mixed_precision: str = "bf16"  # "bf16" autocast (GPUs) or "no" (measured faster on the 2-core CPU: make bench)
+    mixed_precision: str = "auto"  # "auto" (fp32 or bf16 autocast, measured: talk2face.precision) | "no" | "bf16"
     save_every: int = 500  # steps between resumable checkpoints (accelerate save_state)
     keep_checkpoints: int = 2  # older resumable checkpoints are deleted
+    # every this many steps also write a complete model folder to <output_dir>/evaluable/step_N,
+    # kept for good: the learning curves (scripts/learning_curves.py) evaluate them (0 = never)
+    evaluable_every: int = 0
     eval_every: int = 250  # steps between validation-loss passes
     log_every: int = 10
     log_with: str = "tensorboard"  # an accelerate tracker name, or "none"
@@ -205,6 +211,24 @@ def training_loss(model, batch: dict[str, torch.Tensor], face_weight: float) -> 
     return out.loss + face_weight * faces
 
 
+def precision_probe(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig, device: torch.device):
+    """For `talk2face.precision.measure`: one training step of a fresh copy of `model` on `batch`."""
+    def make_step(precision: str):
+        copy_ = copy.deepcopy(model).to(device)
+        optimizer = torch.optim.AdamW(param_groups(copy_, cfg.optim.weight_decay), lr=cfg.optim.lr)
+        on_device = {k: v.to(device) for k, v in batch.items()}
+
+        def step() -> float:
+            with autocast(device.type, precision):
+                loss = training_loss(copy_, on_device, cfg.data.prompt_face_loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+        return step
+    return make_step
+
+
 def checkpoints_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.output_dir) / "checkpoints"
 
@@ -257,18 +281,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     if not cfg.data.sources:
         raise UserError("data.sources is empty: name at least one pre-tokenized folder")
 
-    accelerator = Accelerator(
-        mixed_precision=cfg.mixed_precision,
-        gradient_accumulation_steps=cfg.optim.grad_accum,
-        log_with=None if cfg.log_with == "none" else cfg.log_with,
-        project_dir=cfg.output_dir,
-    )
+    state = PartialState()  # the processes and device; the Accelerator waits for the precision
     set_seed(cfg.seed)
     vocab = Vocab(Tokenizer.from_file(cfg.data.text_tokenizer), n_codes=load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"])
     templates = Templates.load(cfg.data.templates)
 
     builder, tables = build_data(cfg, vocab, templates, "train", cfg.data.cfg_dropout)
-    micro_batches = cfg.optim.max_steps * cfg.optim.grad_accum * accelerator.num_processes
+    micro_batches = cfg.optim.max_steps * cfg.optim.grad_accum * state.num_processes
     train_set = MultiTaskDataset(
         tables, cfg.data.task_weights, builder, seed=cfg.seed, length=micro_batches * cfg.batch_size,
         task_block=cfg.batch_size if cfg.data.task_per_batch else 1,
@@ -283,11 +302,20 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.data.codebook_embeddings:
         codebook = VQGAN.from_pretrained(cfg.data.vqgan).quantize.embedding.weight  # (K, D)
         init_image_embeddings(model, codebook, vocab.image_token_range.start)
+    with state.main_process_first():  # the main process measures and records; the others read it
+        probe = precision_probe(model, collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id), cfg, state.device)
+        precision = resolve_precision(cfg.mixed_precision, cfg.output_dir, probe, state.device.type, log=state.print)
+    accelerator = Accelerator(
+        mixed_precision=precision,
+        gradient_accumulation_steps=cfg.optim.grad_accum,
+        log_with=None if cfg.log_with == "none" else cfg.log_with,
+        project_dir=cfg.output_dir,
+    )
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
     # accelerate steps a prepared scheduler once per process per optimizer step.
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, cfg.optim.warmup_steps * accelerator.num_processes, cfg.optim.max_steps * accelerator.num_processes
-    )
+    n = accelerator.num_processes
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: warmup_cosine(
+        i, cfg.optim.warmup_steps * n, cfg.optim.max_steps * n, cfg.optim.min_lr_ratio))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     step = 0
@@ -297,6 +325,21 @@ def train(cfg: TrainConfig) -> TrainResult:
         step = json.loads((resume_from / "trainer_state.json").read_text())["step"]
         accelerator.print(f"resumed from {resume_from} at step {step}")
     batches = accelerator.skip_first_batches(loader, step * cfg.optim.grad_accum) if step else loader
+
+    answered = set(train_set.sampler.tasks) - {MULTI_ANSWER}  # the tasks the model answers
+    if MULTI_ANSWER in train_set.sampler.tasks:
+        answered |= set(builder.reading_tasks)
+    card = {
+        "tasks": sorted(answered),
+        "attributes": trained_attributes(tables),
+        "caption_words": caption_words(tables),
+        "max_length": cfg.data.max_length,
+    }
+
+    def save_model_folder(directory: Path) -> None:
+        card.update(step=step, trained_tokens=tokens)  # tokens this process trained on (all processes)
+        save_checkpoint_folder(directory, accelerator.unwrap_model(model), vocab, cfg.data.vqgan, cfg.data.templates,
+                               to_dict(cfg), card)
 
     if cfg.log_with != "none":
         accelerator.init_trackers("talk2face", config={"model": cfg.model, "lr": cfg.optim.lr, "batch_size": cfg.batch_size})
@@ -338,6 +381,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             accelerator.print(f"step {step} validation loss: " + ", ".join(f"{t} {v:.3f}" for t, v in val.items()))
         if step % cfg.save_every == 0 and step < cfg.optim.max_steps:
             save_training_state(accelerator, cfg, step)
+        if cfg.evaluable_every and step % cfg.evaluable_every == 0 and accelerator.is_main_process:
+            save_model_folder(Path(cfg.output_dir) / "evaluable" / f"step_{step:08d}")
         if step >= cfg.optim.max_steps:
             break
     progress.close()
@@ -346,13 +391,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     final = Path(cfg.output_dir) / "final"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        card = {
-            "tasks": sorted(train_set.sampler.tasks),
-            "attributes": trained_attributes(tables),
-            "caption_words": caption_words(tables),
-            "max_length": cfg.data.max_length,
-        }
-        save_checkpoint_folder(final, accelerator.unwrap_model(model), vocab, cfg.data.vqgan, cfg.data.templates, to_dict(cfg), card)
+        save_model_folder(final)
         accelerator.print(f"saved {final}")
     accelerator.end_training()
     return TrainResult(final, losses, steady_tokens / steady_s)

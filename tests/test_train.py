@@ -71,3 +71,15 @@ def test_image_embeddings_start_from_the_vqgan_codebook(tiny_world, tmp_path):
     projected = main(tiny_train_args(tiny_world, tmp_path / "on", *args)).final_dir
     random = main(tiny_train_args(tiny_world, tmp_path / "off", *args, "--data.codebook_embeddings=false")).final_dir
     assert similarity_correlation(projected) > 0.5 > abs(similarity_correlation(random))
+
+
+def test_auto_precision_is_recorded_and_evaluable_folders_are_kept(tiny_world, tmp_path):
+    from talk2face.checkpoint import check_checkpoint_folder
+
+    out = tmp_path / "run"
+    main(tiny_train_args(tiny_world, out, "--mixed_precision=auto", "--optim.max_steps=6", "--evaluable_every=3"))
+    record = json.loads((out / "precision.json").read_text())
+    assert record["mixed_precision"] in ("no", "bf16") and set(record["steps_per_s"]) == {"no", "bf16"}
+    cards = [json.loads((check_checkpoint_folder(out / "evaluable" / f"step_{s:08d}") / "talk2face.json").read_text())
+             for s in (3, 6)]
+    assert [c["step"] for c in cards] == [3, 6] and 0 < cards[0]["trained_tokens"] < cards[1]["trained_tokens"]
