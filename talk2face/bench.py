@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 from pathlib import Path
 
 from talk2face import bench_generation, bench_synface, bench_train, shipped
+from talk2face.precision import cpu_model
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,9 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="data/synface", help="the SynFace folder it was trained on")
     parser.add_argument("--evaluator", default=str(shipped.EVALUATOR), help="a trained evaluator folder")
     args = parser.parse_args(argv)
-    print("== SynFace ==")
+    cpu, date = cpu_model(), datetime.date.today().isoformat()  # every figure below was measured on this CPU
+    print(f"== SynFace ({cpu}, {date}) ==")
     bench_synface.main([])
-    print("\n== image tokenizer ==")
+    print(f"\n== image tokenizer ({cpu}, {date}) ==")
     if Path(args.vqgan, "config.json").exists() and Path(args.data).is_dir():
         from talk2face.vqgan import bench as bench_vqgan
 
@@ -34,9 +37,9 @@ def main(argv: list[str] | None = None) -> None:
         bench_vqgan.main(["--vqgan", args.vqgan, "--data", args.data, *judge])
     else:
         print(f"skipped: no trained VQGAN at {args.vqgan} (run `make demo` first)")
-    print("\n== decoder training ==")
+    print(f"\n== decoder training ({cpu}, {date}) ==")
     bench_train.main([])
-    print("\n== generation ==")
+    print(f"\n== generation ({cpu}, {date}) ==")
     bench_generation.main([])
 
 

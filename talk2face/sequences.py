@@ -114,6 +114,7 @@ class SequenceBuilder:
         """`<bos> P1 <sep> A1 <eos> P2 <sep> A2 <eos> ...`: loss on every answer and its <eos>."""
         v = self.vocab
         ids, labels, face_labels = [np.array([v.bos_id])], [np.array([IGNORE])], [np.array([IGNORE])]
+        weights = [np.zeros(1)]  # 1 / answer length on an answer's tokens: each answer counts once
         n_prompt = n_answer = 0
         for sample in samples:
             prompt = v.encode(sample.prompt, sample.prompt_faces)  # (P,)
@@ -122,6 +123,7 @@ class SequenceBuilder:
             n_prompt, n_answer = n_prompt + len(prompt), n_answer + len(target)
             ids += [prompt, [v.sep_id], answer]
             labels += [np.full(len(prompt) + 1, IGNORE), answer]
+            weights += [np.zeros(len(prompt) + 1), np.full(len(answer), 1.0 / len(answer))]
             face_labels += [np.where(v.is_image(prompt), prompt, IGNORE), np.full(len(answer) + 1, IGNORE)]
         input_ids = np.concatenate(ids).astype(np.int64)  # (L,)
         if len(input_ids) > self.max_length:
@@ -130,7 +132,8 @@ class SequenceBuilder:
                 f"{tasks} sequence of {name} has {len(input_ids)} tokens (prompt {n_prompt}, answer {n_answer}, "
                 f"{1 + 2 * len(samples)} specials) but max_length is {self.max_length}: raise data.max_length or shorten the text"
             )
-        out = {"input_ids": input_ids, "labels": np.concatenate(labels).astype(np.int64)}
+        out = {"input_ids": input_ids, "labels": np.concatenate(labels).astype(np.int64),
+               "answer_weights": np.concatenate(weights).astype(np.float32)}
         if self.prompt_face_loss:
             out["face_labels"] = np.concatenate(face_labels).astype(np.int64)
         return out
@@ -154,12 +157,12 @@ def collate(examples: Sequence[Mapping[str, np.ndarray]], pad_id: int, pad_to_mu
     """Right-pad a list of built sequences into a batch.
 
     Args:
-        examples: dicts with "input_ids" and "labels" (and optionally "face_labels"), (L_i,) each.
+        examples: dicts with "input_ids" and "labels" (optionally "face_labels", "answer_weights"), (L_i,) each.
         pad_id: the vocabulary's <pad> id.
         pad_to_multiple_of: round the batch length up (e.g. 8 for tensor cores).
     Returns:
         input_ids (B, T) int64 (pad_id after the end), labels and face_labels (B, T) (-100 after
-        the end), attention_mask (B, T) int64 (1 on real tokens).
+        the end), answer_weights (B, T) float32 (0 after the end), attention_mask (B, T) int64.
     """
     if not examples:
         raise ValueError("collate needs at least one example")
@@ -168,8 +171,10 @@ def collate(examples: Sequence[Mapping[str, np.ndarray]], pad_id: int, pad_to_mu
     label_keys = [k for k in ("labels", "face_labels") if k in examples[0]]
     out = {"input_ids": np.full((len(examples), T), pad_id, dtype=np.int64)}  # (B, T)
     out.update({k: np.full((len(examples), T), IGNORE, dtype=np.int64) for k in label_keys})  # (B, T) each
+    if "answer_weights" in examples[0]:
+        out["answer_weights"] = np.zeros((len(examples), T), dtype=np.float32)  # (B, T)
     for row, e in enumerate(examples):
-        for key in ("input_ids", *label_keys):
+        for key in out:
             out[key][row, : len(e[key])] = e[key]
     out["attention_mask"] = (np.arange(T)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
     return {k: torch.from_numpy(v) for k, v in out.items()}

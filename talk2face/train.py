@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from tokenizers import Tokenizer
@@ -66,6 +67,10 @@ class DataConfig:
     # weight of the mean loss on the codes of prompt faces, next to the answers' mean loss (0 = no
     # such loss): every face in the data then trains the image model, not only text-to-face targets
     prompt_face_loss: float = 0.0
+    # the answers' loss: "answer" = mean over answers of each answer's mean token loss (a one-token
+    # age counts as much as a 100-token attribute list in one multi_answer sequence); "token" = mean
+    # over all answer tokens of the batch (transformers' own loss)
+    answer_loss: str = "answer"
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
     task_per_batch: bool = True  # one task per micro-batch: ~1.5x fewer padding tokens on SynFace
     # image-token embeddings start as a projection of the VQGAN's code vectors (modeling.py); on
@@ -197,18 +202,24 @@ def validation_loss(model, accelerator: Accelerator, batches: dict[str, dict[str
     return losses
 
 
-def training_loss(model, batch: dict[str, torch.Tensor], face_weight: float) -> torch.Tensor:
-    """Mean loss on the answers, plus `face_weight` x the mean loss on prompt-face codes.
-
-    The two means are kept apart so that 64 prompt codes do not drown a one-token age answer.
-    """
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+def training_loss(model, batch: dict[str, torch.Tensor], face_weight: float, answer_loss: str = "answer") -> torch.Tensor:
+    """The answers' loss (see DataConfig.answer_loss), plus `face_weight` x the mean loss on
+    prompt-face codes: kept apart so that 64 prompt codes do not drown a one-token age answer."""
+    per_answer = answer_loss == "answer"
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                labels=None if per_answer else batch["labels"])
+    logits = out.logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
+    if per_answer:
+        nll = F.cross_entropy(logits.flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=-100, reduction="none")
+        weights = batch["answer_weights"][:, 1:].flatten()  # (B*(T-1),)
+        loss = (nll * weights).sum() / weights.sum()
+    else:
+        loss = out.loss
     face_labels = batch.get("face_labels")
     if face_weight <= 0 or face_labels is None or not (face_labels != -100).any():
-        return out.loss
-    targets = face_labels[:, 1:]  # (B, T-1): position t predicts token t+1
-    faces = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().flatten(0, 1), targets.flatten(), ignore_index=-100)
-    return out.loss + face_weight * faces
+        return loss
+    faces = F.cross_entropy(logits.flatten(0, 1), face_labels[:, 1:].flatten(), ignore_index=-100)
+    return loss + face_weight * faces
 
 
 def precision_probe(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig, device: torch.device):
@@ -220,7 +231,7 @@ def precision_probe(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg:
 
         def step() -> float:
             with autocast(device.type, precision):
-                loss = training_loss(copy_, on_device, cfg.data.prompt_face_loss)
+                loss = training_loss(copy_, on_device, cfg.data.prompt_face_loss, cfg.data.answer_loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -280,6 +291,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) the training described by `cfg`."""
     if not cfg.data.sources:
         raise UserError("data.sources is empty: name at least one pre-tokenized folder")
+    if cfg.data.answer_loss not in ("answer", "token"):
+        raise UserError(f"data.answer_loss={cfg.data.answer_loss!r} is not 'answer' or 'token'")
 
     state = PartialState()  # the processes and device; the Accelerator waits for the precision
     set_seed(cfg.seed)
@@ -350,7 +363,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     model.train()
     for batch in batches:
         with accelerator.accumulate(model):
-            loss = training_loss(model, batch, cfg.data.prompt_face_loss)
+            loss = training_loss(model, batch, cfg.data.prompt_face_loss, cfg.data.answer_loss)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.optim.clip)

@@ -224,6 +224,11 @@ def test_multi_answer_reads_one_face_for_every_labelled_reading_task(vocab, temp
     supervised = np.flatnonzero(labels != IGNORE)  # exactly the answers and their <eos>
     expected = np.concatenate([np.arange(s + 1, e + 1) for s, e in zip(seps, eoss)])
     np.testing.assert_array_equal(supervised, expected)
+    # each answer weighs 1 in all (its tokens 1 / its length): the age "34 <eos>" as much as the attribute list
+    weights = out["answer_weights"]
+    assert weights.sum() == pytest.approx(3) and (weights[labels == IGNORE] == 0).all()
+    for s, e in zip(seps, eoss):
+        assert weights[s + 1:e + 1] == pytest.approx(np.full(e - s, 1 / (e - s)))
     # the first question is the single-question form inference uses, the face in its prompt
     assert np.flatnonzero(ids == vocab.boi_id)[0] < seps[0]
     # every task comes first in some sequences; a record with one reading label is not eligible
