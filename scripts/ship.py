@@ -70,7 +70,7 @@ def ship_vqgan(args: argparse.Namespace) -> None:
         f"- Recipe: `{args.recipe}`, `OMP_NUM_THREADS=1 python -m talk2face.vqgan.train {args.recipe}`, then "
         f"`python scripts/ship.py vqgan {args.source} {args.dest} --data {args.data}"
         + (f" --evaluator {args.evaluator}" if args.evaluator else "") + f" --recipe {args.recipe}`.",
-        f"- Machine: {precision.get('hardware', cpu_model())}, one thread; {metrics['steps']} steps in "
+        f"- Machine: {precision.get('hardware', cpu_model())}; {metrics['steps']} steps in "
         f"{metrics['train_seconds'] / 60:.1f} min of training; mixed precision chosen by measurement: "
         f"{metrics.get('mixed_precision', precision.get('mixed_precision', '?'))}"
         + (f" ({', '.join(f'{k} {v:.2f} steps/s' for k, v in precision['steps_per_s'].items())})" if precision else "") + ".",
@@ -108,9 +108,9 @@ def ship_evaluator(args: argparse.Namespace) -> None:
         f"- Data: real SynFace faces only, seed 1, 40,000 faces (`talk2face synth --n 40000 --size 64 "
         f"--out data/synface-judge --seed 1`): identities that no decoder or tokenizer training set uses (seed 0 "
         f"and the extra decoder faces of seeds >= 2).",
-        f"- Recipe: `python -m talk2face.evaluation.train_evaluator {args.recipe} --data.source=data/synface-judge "
+        f"- Recipe: `OMP_NUM_THREADS=1 python -m talk2face.evaluation.train_evaluator {args.recipe} --data.source=data/synface-judge "
         f"--out={args.source}`, then `python scripts/ship.py evaluator {args.source} {args.dest} --recipe {args.recipe}`.",
-        f"- Machine: {precision.get('hardware', cpu_model())}, one thread; {metrics['train_seconds']['value'] / 60:.1f} min; "
+        f"- Machine: {precision.get('hardware', cpu_model())}; {metrics['train_seconds']['value'] / 60:.1f} min of training; "
         f"mixed precision chosen by measurement: {precision.get('mixed_precision', '?')}"
         + (f" ({', '.join(f'{k} {v:.2f} steps/s' for k, v in precision['steps_per_s'].items())})" if precision else "") + ".",
         f"- Shipped on {datetime.date.today().isoformat()}.", "",
