@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import shutil
 import sys
@@ -366,7 +365,12 @@ def train(cfg: TrainConfig) -> TrainResult:
             loss = training_loss(model, batch, cfg.data.prompt_face_loss, cfg.data.answer_loss)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.optim.clip)
+                grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.clip)
+                # checked BEFORE the step: the weights (and any checkpoint of them) stay finite
+                bad = accelerator.reduce(torch.stack([loss.detach().float(), grad_norm.float()]), "sum")
+                if not torch.isfinite(bad).all():
+                    raise RuntimeError(f"loss {loss.item()} / gradient norm {grad_norm.item()} at step {step + 1}: "
+                                       f"stopped before the update, weights untouched (lower optim.lr?)")
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -377,8 +381,6 @@ def train(cfg: TrainConfig) -> TrainResult:
             continue
         step += 1
         loss_value = accelerator.reduce(loss.detach(), "mean").item()
-        if not math.isfinite(loss_value):
-            raise RuntimeError(f"loss is {loss_value} at step {step}: stopping instead of training on (lower optim.lr?)")
         losses.append(loss_value)
         if len(losses) == 2:
             steady_t0 = time.perf_counter()

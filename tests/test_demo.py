@@ -35,3 +35,25 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
     main([str(config)])  # the second run reuses every stage
     assert capsys.readouterr().out.count("reusing") == 8
     assert json.loads((tmp_path / "runs" / "evaluator" / "train_config.json").read_text())["data"]["source"] == str(tmp_path / "judge")
+
+
+@pytest.mark.slow
+def test_demo_uses_the_shipped_tokenizer_and_evaluator_by_default(tmp_path, capsys):
+    from talk2face import shipped
+    from talk2face.evaluation.evaluator import FaceEvaluator
+    from talk2face.vqgan import VQGAN
+
+    config = tmp_path / "demo.yaml"
+    config.write_text(json.dumps({
+        "faces": 40, "size": 64, "data": str(tmp_path / "synface"), "runs": str(tmp_path / "runs"),
+        "out": str(tmp_path / "demo"), "decoder_config": str(REPO / "experiments" / "synface-tiny.yaml"),
+        "decoder_overrides": ["--optim.max_steps=2", "--data.val_per_task=2"], "eval_limit": 2, "samples_per_prompt": 1,
+    }))
+    main([str(config)])
+    out = capsys.readouterr().out
+    assert "image tokenizer: shipped" in out and "evaluator: shipped" in out and "[5/5]" in out
+    assert not (tmp_path / "runs" / "vqgan").exists() and not (tmp_path / "runs" / "evaluator").exists()
+    tokenized = json.loads((tmp_path / "runs" / "tokenized" / "tokenize.json").read_text())
+    assert tokenized["vqgan_fingerprint"] == VQGAN.fingerprint(shipped.VQGAN)
+    report = json.loads((tmp_path / "demo" / "eval" / "report.json").read_text())
+    assert report["meta"]["evaluator_weights"] == FaceEvaluator.fingerprint(shipped.EVALUATOR)

@@ -44,9 +44,17 @@ def test_half_written_checkpoint_is_never_resumed(tmp_path):
     assert find_resume(cfg).name == "step_00000005"
 
 
-def test_nan_loss_stops_with_the_step(tiny_world, tmp_path):
-    with pytest.raises(RuntimeError, match=r"at step \d+"):
-        main(tiny_train_args(tiny_world, tmp_path / "nan", "--optim.lr=1e12", "--optim.clip=1e30", "--optim.warmup_steps=0"))
+def test_nan_loss_stops_before_the_update_and_no_checkpoint_is_poisoned(tiny_world, tmp_path):
+    from safetensors.torch import load_file
+
+    with pytest.raises(RuntimeError, match=r"at step \d+: stopped before the update"):
+        main(tiny_train_args(tiny_world, tmp_path / "nan", "--optim.lr=1e12", "--optim.clip=1e30",
+                             "--optim.warmup_steps=0", "--save_every=1", "--keep_checkpoints=100"))
+    saved = sorted((tmp_path / "nan" / "checkpoints").glob("step_*[0-9]"))
+    assert saved  # it trained a few steps before blowing up
+    for checkpoint in saved:
+        weights = load_file(str(checkpoint / "model.safetensors"))
+        assert all(torch.isfinite(w).all() for w in weights.values()), checkpoint
 
 
 def test_unknown_config_key_is_named(tmp_path):
