@@ -73,7 +73,8 @@ def measure(make_step: Callable[[str], Callable[[], float]], device: str, repeat
             returns the loss. Each candidate's copy starts from the same weights and batch.
         device: the device type the steps run on.
         repeats: timed steps per candidate, after one warm-up step; interleaved between the
-            candidates so that a change of the machine's load hits both alike.
+            candidates so that a change of the machine's load hits both alike. A candidate whose
+            warm-up took over 4x the fastest one's is rated by its warm-up alone.
     Returns:
         the choice, with the measured median rates and first losses.
     """
@@ -82,10 +83,19 @@ def measure(make_step: Callable[[str], Callable[[], float]], device: str, repeat
         candidates.append("bf16")
     with torch.random.fork_rng(devices=[]):  # the probe must not move the run's random streams
         steps = {p: make_step(p) for p in candidates}
-        first = {p: float(steps[p]()) for p in candidates}  # warm-up; same weights -> comparable
-        seconds: dict[str, list[float]] = {p: [] for p in candidates}
+        first, seconds = {}, {}
+        for p in candidates:  # warm-up; same weights -> comparable first losses
+            start = time.perf_counter()
+            first[p] = float(steps[p]())
+            seconds[p] = [time.perf_counter() - start]
+        # a candidate whose warm-up took over 4x the fastest one's is not timed further: it cannot
+        # win, and on a CPU without native bf16 its steps cost tens of seconds each
+        fastest = min(s[0] for s in seconds.values())
+        timed = [p for p in candidates if seconds[p][0] <= 4 * fastest]
+        for p in timed:
+            seconds[p] = []
         for _ in range(repeats):
-            for p in candidates:
+            for p in timed:
                 if device == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()

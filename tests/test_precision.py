@@ -54,3 +54,17 @@ def test_the_choice_is_recorded_and_reused_whatever_the_machine_does_later(clock
 def test_unknown_precision_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match=r"mixed_precision='fp7' is not one of"):
         precision.resolve("fp7", tmp_path, None, "cpu")
+
+
+def test_a_hopelessly_slow_candidate_is_not_timed_again(clock):
+    calls = {"no": 0, "bf16": 0}
+
+    def make_step(p):
+        def step():
+            calls[p] += 1
+            clock[0] += {"no": 0.1, "bf16": 5.0}[p]
+            return 1.0
+        return step
+    choice = precision.measure(make_step, "cpu", repeats=3)
+    assert choice.mixed_precision == "no" and calls == {"no": 4, "bf16": 1}
+    assert choice.steps_per_s["bf16"] == pytest.approx(0.2)
