@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.runs:
         label, _, path = spec.rpartition("=")
         run = Path(path)
-        folders = sorted((run / "evaluable").glob("step_*[0-9]")) + [run / "final"]
+        folders = sorted((run / "evaluable").glob("step_*[0-9]"))
+        final_step = json.loads((run / "final" / "talk2face.json").read_text()).get("step") if (run / "final" / "talk2face.json").exists() else None
+        if final_step is None or f"step_{final_step:08d}" not in {f.name for f in folders}:
+            folders.append(run / "final")  # unless an evaluable folder already holds the last step
         curves[label or run.name] = [evaluate_folder(f, args) for f in folders if (f / "talk2face.json").exists()]
 
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.4))
