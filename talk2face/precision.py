@@ -10,6 +10,7 @@ steps whatever the machine's load at the time.
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import statistics
@@ -110,6 +111,31 @@ def measure(make_step: Callable[[str], Callable[[], float]], device: str, repeat
         pick = "bf16" if agree else "no"
     hardware = torch.cuda.get_device_name() if device == "cuda" else cpu_model()
     return PrecisionChoice(pick, rates, first, device, hardware)
+
+
+def step_probe(model: torch.nn.Module, make_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
+               loss_of: Callable[[torch.nn.Module], torch.Tensor], device: str) -> Callable[[str], Callable[[], float]]:
+    """The `make_step` of `measure` for a training loop: a fresh copy of `model` per precision.
+
+    Args:
+        model: the freshly built model (left untouched).
+        make_optimizer: the copy -> its optimiser, as the training loop makes it.
+        loss_of: the copy -> the loss of one fixed batch already on `device`.
+        device: where the copies run.
+    """
+    def make_step(precision: str) -> Callable[[], float]:
+        copy_ = copy.deepcopy(model).to(device)
+        optimizer = make_optimizer(copy_)
+
+        def step() -> float:
+            with autocast(device, precision):
+                loss = loss_of(copy_)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+        return step
+    return make_step
 
 
 def resolve(requested: str, run_dir: str | Path, make_step: Callable[[str], Callable[[], float]], device: str,

@@ -10,7 +10,6 @@ checkpoint skips the batches already seen and continues the exact data order and
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -36,8 +35,8 @@ from talk2face.data.pretokenize import load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
-from talk2face.precision import autocast
 from talk2face.precision import resolve as resolve_precision
+from talk2face.precision import step_probe
 from talk2face.schedule import warmup_cosine
 from talk2face.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, collate
 from talk2face.templates import Templates
@@ -221,24 +220,6 @@ def training_loss(model, batch: dict[str, torch.Tensor], face_weight: float, ans
     return loss + face_weight * faces
 
 
-def precision_probe(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig, device: torch.device):
-    """For `talk2face.precision.measure`: one training step of a fresh copy of `model` on `batch`."""
-    def make_step(precision: str):
-        copy_ = copy.deepcopy(model).to(device)
-        optimizer = torch.optim.AdamW(param_groups(copy_, cfg.optim.weight_decay), lr=cfg.optim.lr)
-        on_device = {k: v.to(device) for k, v in batch.items()}
-
-        def step() -> float:
-            with autocast(device.type, precision):
-                loss = training_loss(copy_, on_device, cfg.data.prompt_face_loss, cfg.data.answer_loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.item()
-        return step
-    return make_step
-
-
 def checkpoints_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.output_dir) / "checkpoints"
 
@@ -315,7 +296,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         codebook = VQGAN.from_pretrained(cfg.data.vqgan).quantize.embedding.weight  # (K, D)
         init_image_embeddings(model, codebook, vocab.image_token_range.start)
     with state.main_process_first():  # the main process measures and records; the others read it
-        probe = precision_probe(model, collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id), cfg, state.device)
+        first_batch = {k: v.to(state.device) for k, v in collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id).items()}
+        probe = step_probe(model, lambda m: torch.optim.AdamW(param_groups(m, cfg.optim.weight_decay), lr=cfg.optim.lr),
+                           lambda m: training_loss(m, first_batch, cfg.data.prompt_face_loss, cfg.data.answer_loss),
+                           state.device.type)
         precision = resolve_precision(cfg.mixed_precision, cfg.output_dir, probe, state.device.type, log=state.print)
     accelerator = Accelerator(
         mixed_precision=precision,

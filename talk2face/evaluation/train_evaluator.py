@@ -11,7 +11,6 @@ from outside.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import sys
@@ -32,6 +31,7 @@ from talk2face.evaluation import face_metrics
 from talk2face.evaluation.evaluator import EvaluatorConfig, FaceEvaluator
 from talk2face.precision import autocast
 from talk2face.precision import resolve as resolve_precision
+from talk2face.precision import step_probe
 from talk2face.schedule import warmup_cosine
 
 
@@ -186,25 +186,6 @@ def evaluate(model: FaceEvaluator, split: LabelledImages, batch_size: int = 256)
     return out
 
 
-def precision_probe(model: FaceEvaluator, batch: tuple[torch.Tensor, ...], cfg: OptimConfig, device: str):
-    """For `talk2face.precision.measure`: one training step of a fresh copy of `model` on `batch`."""
-    def make_step(precision: str):
-        copy_ = copy.deepcopy(model).to(device)
-        optimizer = torch.optim.AdamW(copy_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        images, attributes, ages = (t.to(device) for t in batch)
-
-        def step() -> float:
-            with autocast(device, precision):
-                attr_loss, age_loss = losses(copy_, images, attributes, ages, cfg.age_sigma)
-            loss = attr_loss + cfg.age_weight * age_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.item()
-        return step
-    return make_step
-
-
 def train(cfg: EvaluatorTrainConfig) -> tuple[FaceEvaluator, dict[str, dict[str, float]]]:
     """Train an evaluator as configured and return it with its metrics per evaluation split."""
     torch.manual_seed(cfg.train.seed)
@@ -217,8 +198,14 @@ def train(cfg: EvaluatorTrainConfig) -> tuple[FaceEvaluator, dict[str, dict[str,
         raise UserError(f"data source {cfg.data.source}: the train split has neither attributes nor ages")
     model = FaceEvaluator(cfg.model)
     first = slice(0, cfg.train.batch_size)
-    probe = precision_probe(model, (to_float(train_set.images[first]), train_set.attributes[first], train_set.ages[first]),
-                            cfg.train, device)
+    images, attributes, ages = (t.to(device) for t in (to_float(train_set.images[first]), train_set.attributes[first], train_set.ages[first]))
+
+    def probe_loss(m: FaceEvaluator) -> torch.Tensor:
+        attr_loss, age_loss = losses(m, images, attributes, ages, cfg.train.age_sigma)
+        return attr_loss + cfg.train.age_weight * age_loss
+
+    probe = step_probe(model, lambda m: torch.optim.AdamW(m.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay),
+                       probe_loss, device)
     precision = resolve_precision(cfg.train.mixed_precision, cfg.out, probe, device)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)

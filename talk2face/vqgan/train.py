@@ -20,7 +20,6 @@ step), so a resumed run sees the same data order. The result is `<output_dir>/fi
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import sys
@@ -39,8 +38,8 @@ from tqdm.auto import tqdm
 
 from talk2face.config import from_dict, load_config, to_dict
 from talk2face.errors import UserError
-from talk2face.precision import autocast
 from talk2face.precision import resolve as resolve_precision
+from talk2face.precision import step_probe
 from talk2face.schedule import warmup_cosine
 from talk2face.vqgan.metrics import evaluate_reconstruction, load_split_pixels, psnr, to_float
 from talk2face.vqgan.model import VQGAN, VQGAN_PRESETS, VQGANConfig
@@ -212,24 +211,6 @@ def reconstruction_loss(vq: torch.nn.Module, images: torch.Tensor, loss_cfg: Los
     return rec_loss, rec_loss + loss_cfg.codebook * vq_loss, recon, codes, z
 
 
-def precision_probe(vq: VQGAN, images: torch.Tensor, cfg: VQGANTrainConfig, device: str):
-    """For `talk2face.precision.measure`: one training step of a fresh copy of `vq` on `images`."""
-    def make_step(precision: str):
-        model = copy.deepcopy(vq).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-        batch = images.to(device)
-
-        def step() -> float:
-            with autocast(device, precision):
-                _, loss, *_ = reconstruction_loss(model, batch, cfg.loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.item()
-        return step
-    return make_step
-
-
 def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
     """Run (or resume) the training described by `cfg`; returns the final metrics."""
     set_seed(cfg.seed)
@@ -245,8 +226,9 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
 
     state = PartialState()
     with state.main_process_first():  # the main process measures and records; the others read it
-        probe = precision_probe(vq, to_float(train_pixels[batch_indices(0, len(train_pixels), cfg.optim.batch_size, cfg.seed)]),
-                                cfg, state.device.type)
+        first_batch = to_float(train_pixels[batch_indices(0, len(train_pixels), cfg.optim.batch_size, cfg.seed)]).to(state.device)
+        probe = step_probe(vq, lambda m: torch.optim.Adam(m.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas)),
+                           lambda m: reconstruction_loss(m, first_batch, cfg.loss)[1], state.device.type)
         precision = resolve_precision(cfg.mixed_precision, out_dir, probe, state.device.type, log=state.print)
     accelerator = Accelerator(mixed_precision=precision)
     per_process = cfg.optim.batch_size // accelerator.num_processes
