@@ -45,9 +45,9 @@ def test_demo_uses_the_shipped_tokenizer_and_evaluator_by_default(tmp_path, caps
 
     config = tmp_path / "demo.yaml"
     config.write_text(json.dumps({
-        "faces": 40, "size": 64, "data": str(tmp_path / "synface"), "runs": str(tmp_path / "runs"),
+        "faces": 80, "size": 64, "data": str(tmp_path / "synface"), "runs": str(tmp_path / "runs"),
         "out": str(tmp_path / "demo"), "decoder_config": str(REPO / "experiments" / "synface-tiny.yaml"),
-        "decoder_overrides": ["--optim.max_steps=2", "--data.val_per_task=2"], "eval_limit": 2, "samples_per_prompt": 1,
+        "decoder_overrides": ["--optim.max_steps=2", "--data.val_per_task=2"], "eval_limit": 4, "samples_per_prompt": 2,
     }))
     main([str(config)])
     out = capsys.readouterr().out
