@@ -5,7 +5,5 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (an editable install)
-TEXT_TOKENIZER = ROOT / "tokenizers" / "synface" / "tokenizer.json"
 VQGAN = ROOT / "tokenizers" / "synface-vqgan"  # 64x64 -> 8x8 codes (its README.md is the card)
 EVALUATOR = ROOT / "evaluators" / "synface"  # the judge of make eval (its README.md is the card)
-TEMPLATES = ROOT / "templates"
