@@ -28,6 +28,7 @@ class DecoderPreset:
 # Named sizes (LlamaGen's GPT_models idea). Parameter counts exclude the embeddings.
 MODEL_PRESETS: dict[str, DecoderPreset] = {
     "tiny": DecoderPreset(n_layer=2, hidden=64, n_head=4, intermediate=128),  # tests, seconds
+    "mini": DecoderPreset(n_layer=4, hidden=128, n_head=4, intermediate=352),  # ~20 CPU minutes (compute-optimal there), ~0.8M
     "small": DecoderPreset(n_layer=4, hidden=256, n_head=4, intermediate=704),  # SynFace on a 2-core CPU, ~3M
     "medium": DecoderPreset(n_layer=6, hidden=384, n_head=6, intermediate=1024),  # SynFace on one GPU, ~10M
     "base": DecoderPreset(n_layer=12, hidden=768, n_head=12, intermediate=2048),  # Talk2Face's 12x768, ~85M
