@@ -7,7 +7,9 @@
     <dir>/train_config.yaml                                       how it was trained
     <dir>/talk2face.json                                          model card: tasks, attributes, context
 
-The decoder and tokenizer load with plain `AutoModelForCausalLM` / `PreTrainedTokenizerFast`.
+The decoder and tokenizer load with plain `AutoModelForCausalLM` / `PreTrainedTokenizerFast`; a
+decoder trained with face-grid cell embeddings (config `face_grid`, talk2face.face_grid) needs
+`load_decoder` to read faces with their cells.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import PreTrainedModel
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
+from talk2face import face_grid
 from talk2face.errors import UserError
 
 VQGAN_SUBDIR = "vqgan"
@@ -72,3 +76,18 @@ def check_checkpoint_folder(path: str | Path) -> Path:
     if missing:
         raise UserError(f"{path} is not a talk2face model folder: missing {', '.join(missing)}")
     return path
+
+
+def load_decoder(path: Path) -> PreTrainedModel:
+    """The decoder of a checkpoint folder, in eval mode, with the face-grid cells its config names."""
+    config = AutoConfig.from_pretrained(path)
+    if not getattr(config, "face_grid", None):
+        return AutoModelForCausalLM.from_pretrained(path)
+    model = face_grid.install_from_config(AutoModelForCausalLM.from_config(config))
+    missing, unexpected = model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
+        raise UserError(f"{path / 'model.safetensors'}: weights do not match config.json "
+                        f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
+    if (path / "generation_config.json").exists():
+        model.generation_config = GenerationConfig.from_pretrained(path)
+    return model.eval()

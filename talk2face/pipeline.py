@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoModelForCausalLM, CompileConfig, PreTrainedModel
+from transformers import CompileConfig, PreTrainedModel
 
-from talk2face.checkpoint import CARD_FILE, TEMPLATES_SUBDIR, VQGAN_SUBDIR, check_checkpoint_folder
+from talk2face.checkpoint import CARD_FILE, TEMPLATES_SUBDIR, VQGAN_SUBDIR, check_checkpoint_folder, load_decoder
 from talk2face.data.images import ImageInput, load_images, to_pil
 from talk2face.data.record import ATTRIBUTES
 from talk2face.errors import UserError
@@ -90,7 +90,7 @@ class Talk2Face:
         """
         path = check_checkpoint_folder(path)
         card = json.loads((path / CARD_FILE).read_text())
-        model = AutoModelForCausalLM.from_pretrained(path).to(device)
+        model = load_decoder(path).to(device)
         vqgan = VQGAN.from_pretrained(path / VQGAN_SUBDIR, device=device)
         if bf16 is None:
             bf16 = device != "cpu"

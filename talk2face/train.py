@@ -27,6 +27,7 @@ from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from talk2face import face_grid
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
 from talk2face.data.mixture import TASKS
@@ -91,6 +92,8 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     model: str = "small"  # a key of talk2face.modeling.MODEL_PRESETS
+    # a learnt embedding of each image code's cell in the face grid (talk2face.face_grid)
+    face_grid: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 32  # sequences per micro-batch per process
@@ -292,9 +295,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     val_batches = validation_batches(cfg, vocab, templates)
 
     model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    if cfg.data.codebook_embeddings or cfg.face_grid:
+        vqgan = VQGAN.from_pretrained(cfg.data.vqgan)
     if cfg.data.codebook_embeddings:
-        codebook = VQGAN.from_pretrained(cfg.data.vqgan).quantize.embedding.weight  # (K, D)
-        init_image_embeddings(model, codebook, vocab.image_token_range.start)
+        init_image_embeddings(model, vqgan.quantize.embedding.weight, vocab.image_token_range.start)  # (K, D)
+    if cfg.face_grid:
+        face_grid.install(model, vocab.image_token_range, vqgan.grid_size[0] * vqgan.grid_size[1])
     with state.main_process_first():  # the main process measures and records; the others read it
         first_batch = {k: v.to(state.device) for k, v in collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id).items()}
         probe = step_probe(model, lambda m: torch.optim.AdamW(param_groups(m, cfg.optim.weight_decay), lr=cfg.optim.lr),
