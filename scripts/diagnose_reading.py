@@ -5,6 +5,9 @@
 1. Baselines on the test split: the majority answer per attribute, the mean training age.
 2. What the codes hold, linearly: one weight vector per (grid position, code), summed over the
    grid (an EmbeddingBag), trained on the train split for attributes (BCE) and age (L1).
+   How fast a reader can learn it: the same probe trained in one pass of minibatches of 32
+   (Adam), scored after 1k / 2k / 4k / all faces read; and the same without positions (one
+   weight vector per code, a bag of codes): what a reader that ignores where a code sits gets.
 3. With --model: the decoder's own answers (`classify_attributes`, `estimate_age`), and the same
    kind of linear probe on its hidden states, per layer, at the `<sep>` that ends the attribute
    prompt: whether the decoder's representation holds what its answer does not say.
@@ -81,6 +84,36 @@ def fit_linear(train_x, train_attr, train_age, test_x, steps: int, lr: float, ba
     return out[:, :n_attr].sigmoid().numpy(), (out[:, n_attr] + age_mean).numpy()
 
 
+def reads_curve(train_codes, train_attr, train_age, test_codes, test_attr, test_age, names, n_codes: int,
+                positions: bool, reads: tuple[int, ...] = (1024, 2048, 4096), batch: int = 32) -> dict[str, dict]:
+    """One pass of minibatch Adam over the training faces: the test scores after each count of `reads`."""
+    torch.manual_seed(0)
+    n_cells = train_codes.shape[1]
+    offsets = torch.arange(n_cells) * n_codes if positions else torch.zeros(n_cells, dtype=torch.long)
+    x, x_test = torch.from_numpy(train_codes) + offsets, torch.from_numpy(test_codes) + offsets
+    attr, age = torch.from_numpy(train_attr).float(), torch.from_numpy(train_age).float()
+    model = torch.nn.EmbeddingBag((n_cells if positions else 1) * n_codes, attr.shape[1] + 1, mode="sum")
+    torch.nn.init.zeros_(model.weight)
+    bias = torch.nn.Parameter(torch.zeros(attr.shape[1] + 1))
+    optimizer = torch.optim.Adam([*model.parameters(), bias], lr=0.05)
+    order, curve = torch.randperm(len(x)), {}
+    for start in range(0, len(x), batch):
+        idx = order[start:start + batch]
+        out = model(x[idx]) + bias  # (b, A + 1)
+        loss = F.binary_cross_entropy_with_logits(out[:, :-1], attr[idx])
+        loss = loss + (out[:, -1] + age.mean() - age[idx]).abs().mean() / 10
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        done = start + len(idx)
+        if done in reads or done == len(x):
+            with torch.no_grad():
+                out = model(x_test) + bias
+            curve[f"reads_{done}"] = {**attribute_scores((out[:, :-1] >= 0).numpy(), test_attr, names),
+                                      "age_mae": float((out[:, -1] + age.mean() - torch.from_numpy(test_age)).abs().mean())}
+    return curve
+
+
 @torch.no_grad()
 def hidden_states(model, faces: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
     """Per layer (embeddings first), the hidden state at `<sep>` of the attribute prompt: [(N, H)]."""
@@ -127,6 +160,10 @@ def main(argv: list[str] | None = None) -> dict:
                              steps=300, lr=0.05, bag=positions * meta["n_codes"])
     report["code_probe"] = {**attribute_scores(probs >= 0.5, test_attr, names),
                             "age_mae": float(np.abs(ages - test_age).mean()), "seconds": time.perf_counter() - started}
+
+    for key, positions in (("code_probe_one_pass", True), ("bag_of_codes_one_pass", False)):
+        report[key] = reads_curve(train_codes, train_attr, train_age, test_codes, test_attr, test_age, names,
+                                  meta["n_codes"], positions)
 
     if args.model:
         from talk2face.pipeline import Talk2Face

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from talk2face.config import load_config
 from talk2face.modeling import MODEL_PRESETS, build_model
 from talk2face.sequences import MultiTaskDataset, collate
-from talk2face.train import TrainConfig, build_data, param_groups, train, training_loss
+from talk2face.train import TrainConfig, TrainingLoss, build_data, param_groups, train
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 
@@ -77,7 +77,7 @@ def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: V
         if i == 2:
             tokens, t0 = 0, time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = training_loss(model, batch, cfg.data.prompt_face_loss, cfg.data.answer_loss)
+            loss = TrainingLoss.from_config(cfg.data, vocab)(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
         opt.step()

@@ -70,6 +70,8 @@ class DataConfig:
     # age counts as much as a 100-token attribute list in one multi_answer sequence); "token" = mean
     # over all answer tokens of the batch (transformers' own loss)
     answer_loss: str = "answer"
+    # > 0: an age answer's loss is against a Gaussian of this many years around it (TrainingLoss)
+    age_sigma: float = 0.0
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
     task_per_batch: bool = True  # one task per micro-batch: ~1.5x fewer padding tokens on SynFace
     # image-token embeddings start as a projection of the VQGAN's code vectors (modeling.py); on
@@ -203,24 +205,56 @@ def validation_loss(model, accelerator: Accelerator, batches: dict[str, dict[str
     return losses
 
 
-def training_loss(model, batch: dict[str, torch.Tensor], face_weight: float, answer_loss: str = "answer") -> torch.Tensor:
-    """The answers' loss (see DataConfig.answer_loss), plus `face_weight` x the mean loss on
-    prompt-face codes: kept apart so that 64 prompt codes do not drown a one-token age answer."""
-    per_answer = answer_loss == "answer"
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                labels=None if per_answer else batch["labels"])
-    logits = out.logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
-    if per_answer:
-        nll = F.cross_entropy(logits.flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=-100, reduction="none")
-        weights = batch["answer_weights"][:, 1:].flatten()  # (B*(T-1),)
-        loss = (nll * weights).sum() / weights.sum()
-    else:
-        loss = out.loss
-    face_labels = batch.get("face_labels")
-    if face_weight <= 0 or face_labels is None or not (face_labels != -100).any():
-        return loss
-    faces = F.cross_entropy(logits.flatten(0, 1), face_labels[:, 1:].flatten(), ignore_index=-100)
-    return loss + face_weight * faces
+@dataclass(frozen=True)
+class TrainingLoss:
+    """The loss of a batch: the answers' loss (DataConfig.answer_loss), plus `face_weight` x the
+    mean loss on prompt-face codes, kept apart so that 64 prompt codes do not drown a one-token
+    age answer. With `age_sigma` > 0 a number answer (an age) is scored against a Gaussian over
+    the numbers 0..120 around it (label distribution learning for age, Gao et al. 2017): a
+    prediction one year off is then nearly right, and each example teaches its neighbouring ages."""
+
+    face_weight: float = 0.0
+    per_answer: bool = True
+    age_sigma: float = 0.0
+    number_ids: torch.Tensor | None = None  # (121,) vocabulary ids of "0".."120"
+
+    @classmethod
+    def from_config(cls, data: DataConfig, vocab: Vocab) -> TrainingLoss:
+        return cls(data.prompt_face_loss, data.answer_loss == "answer", data.age_sigma,
+                   torch.from_numpy(vocab.number_token_ids))
+
+    def number_nll(self, logits: torch.Tensor, labels: torch.Tensor, nll: torch.Tensor) -> torch.Tensor:
+        """(N, V) logits, (N,) labels, (N,) nll -> nll with number targets scored against a Gaussian."""
+        numbers = self.number_ids.to(labels.device)
+        value = torch.full((logits.shape[1],), -1, dtype=torch.long, device=labels.device)
+        value[numbers] = torch.arange(len(numbers), device=labels.device)
+        value = value[labels.clamp(min=0)]  # (N,) the number a label writes, -1 if none
+        at = (labels >= 0) & (value >= 0)
+        if not at.any():
+            return nll
+        log_p = logits[at].log_softmax(-1)[:, numbers]  # (n, 121)
+        ages = torch.arange(len(numbers), device=labels.device, dtype=log_p.dtype)
+        target = (-(ages - value[at, None]) ** 2 / (2 * self.age_sigma**2)).softmax(-1)  # (n, 121)
+        return nll.masked_scatter(at, -(target * log_p).sum(-1))
+
+    def __call__(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    labels=None if self.per_answer else batch["labels"])
+        logits = out.logits[:, :-1].float().flatten(0, 1)  # (B*(T-1), V): position t predicts token t+1
+        if self.per_answer:
+            labels = batch["labels"][:, 1:].flatten()
+            nll = F.cross_entropy(logits, labels, ignore_index=-100, reduction="none")
+            if self.age_sigma > 0:
+                nll = self.number_nll(logits, labels, nll)
+            weights = batch["answer_weights"][:, 1:].flatten()  # (B*(T-1),)
+            loss = (nll * weights).sum() / weights.sum()
+        else:
+            loss = out.loss
+        face_labels = batch.get("face_labels")
+        if self.face_weight <= 0 or face_labels is None or not (face_labels != -100).any():
+            return loss
+        faces = F.cross_entropy(logits, face_labels[:, 1:].flatten(), ignore_index=-100)
+        return loss + self.face_weight * faces
 
 
 def checkpoints_dir(cfg: TrainConfig) -> Path:
@@ -301,10 +335,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         init_image_embeddings(model, vqgan.quantize.embedding.weight, vocab.image_token_range.start)  # (K, D)
     if cfg.face_grid:
         face_grid.install(model, vocab.image_token_range, vqgan.grid_size[0] * vqgan.grid_size[1])
+    loss_of = TrainingLoss.from_config(cfg.data, vocab)
     with state.main_process_first():  # the main process measures and records; the others read it
         first_batch = {k: v.to(state.device) for k, v in collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id).items()}
         probe = step_probe(model, lambda m: torch.optim.AdamW(param_groups(m, cfg.optim.weight_decay), lr=cfg.optim.lr),
-                           lambda m: training_loss(m, first_batch, cfg.data.prompt_face_loss, cfg.data.answer_loss),
+                           lambda m: loss_of(m, first_batch),
                            state.device.type)
         precision = resolve_precision(cfg.mixed_precision, cfg.output_dir, probe, state.device.type, log=state.print)
     accelerator = Accelerator(
@@ -336,6 +371,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         "attributes": trained_attributes(tables),
         "caption_words": caption_words(tables),
         "max_length": cfg.data.max_length,
+        "processes": accelerator.num_processes,  # data-parallel ranks (the global batch is this x batch_size)
     }
 
     def save_model_folder(directory: Path) -> None:
@@ -352,7 +388,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     model.train()
     for batch in batches:
         with accelerator.accumulate(model):
-            loss = training_loss(model, batch, cfg.data.prompt_face_loss, cfg.data.answer_loss)
+            loss = loss_of(model, batch)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.clip)

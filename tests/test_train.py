@@ -3,6 +3,7 @@
 import json
 import math
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -91,3 +92,22 @@ def test_auto_precision_is_recorded_and_evaluable_folders_are_kept(tiny_world, t
     cards = [json.loads((check_checkpoint_folder(out / "evaluable" / f"step_{s:08d}") / "talk2face.json").read_text())
              for s in (3, 6)]
     assert [c["step"] for c in cards] == [3, 6] and 0 < cards[0]["trained_tokens"] < cards[1]["trained_tokens"]
+
+
+def test_age_sigma_scores_a_near_age_better_than_a_far_one():
+    from talk2face.train import TrainingLoss
+
+    numbers = torch.arange(10, 131)  # toy vocabulary of 140 ids: "0".."120" are ids 10..130
+    labels = torch.tensor([[0, 10 + 35]])  # the answer token: age 35
+    batch = {"input_ids": torch.zeros(1, 2, dtype=torch.long), "attention_mask": torch.ones(1, 2, dtype=torch.long),
+             "labels": labels, "answer_weights": torch.tensor([[0.0, 1.0]])}
+
+    def loss(age_sigma: float, predicted_age: int) -> float:
+        logits = torch.zeros(1, 2, 140)
+        logits[0, 0, 10 + predicted_age] = 8.0  # position 0 predicts the answer token
+        model = lambda **_: SimpleNamespace(logits=logits)  # noqa: E731
+        return TrainingLoss(age_sigma=age_sigma, number_ids=numbers)(model, batch).item()
+
+    assert loss(0.0, 34) == pytest.approx(loss(0.0, 60))  # plain cross-entropy: any wrong age is as wrong
+    assert loss(3.0, 34) < loss(3.0, 40) < loss(3.0, 60)  # against a Gaussian: nearer is better
+    assert loss(3.0, 35) < loss(3.0, 34)
