@@ -238,18 +238,14 @@ class TrainingLoss:
         return nll.masked_scatter(at, -(target * log_p).sum(-1))
 
     def __call__(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    labels=None if self.per_answer else batch["labels"])
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         logits = out.logits[:, :-1].float().flatten(0, 1)  # (B*(T-1), V): position t predicts token t+1
-        if self.per_answer:
-            labels = batch["labels"][:, 1:].flatten()
-            nll = F.cross_entropy(logits, labels, ignore_index=-100, reduction="none")
-            if self.age_sigma > 0:
-                nll = self.number_nll(logits, labels, nll)
-            weights = batch["answer_weights"][:, 1:].flatten()  # (B*(T-1),)
-            loss = (nll * weights).sum() / weights.sum()
-        else:
-            loss = out.loss
+        labels = batch["labels"][:, 1:].flatten()
+        nll = F.cross_entropy(logits, labels, ignore_index=-100, reduction="none")  # (B*(T-1),)
+        if self.age_sigma > 0:
+            nll = self.number_nll(logits, labels, nll)
+        weights = batch["answer_weights"][:, 1:].flatten() if self.per_answer else (labels != -100).float()
+        loss = (nll * weights).sum() / weights.sum()
         face_labels = batch.get("face_labels")
         if self.face_weight <= 0 or face_labels is None or not (face_labels != -100).any():
             return loss
