@@ -307,7 +307,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.data.answer_loss not in ("answer", "token"):
         raise UserError(f"data.answer_loss={cfg.data.answer_loss!r} is not 'answer' or 'token'")
 
-    state = PartialState()  # the processes and device; the Accelerator waits for the precision
+    # the processes and device (the Accelerator waits for the precision); without a GPU, processes
+    # started by torchrun join over gloo (accelerate's MULTI_CPU asks for cpu=True)
+    state = PartialState(cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
     vocab = Vocab(Tokenizer.from_file(cfg.data.text_tokenizer), n_codes=load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"])
     templates = Templates.load(cfg.data.templates)
