@@ -25,12 +25,18 @@ class Command:
 
     add_task_arguments: Callable[[argparse.ArgumentParser], None]
     run_task: Callable[[Any, argparse.Namespace], Any]  # (Talk2Face, args) -> JSON-able result
+    # (args) -> the input images, for a command that writes a picture to --out: the output is
+    # checked against them before any work (a text answer from `prompt` writes nothing)
+    picture_inputs: Callable[[argparse.Namespace], list[str]] | None = None
+    answer_may_be_text: bool = False  # then an existing --out is refused only once a picture is due
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--model", default=DEFAULT_MODEL, help="a trained model folder (talk2face.train's final/)")
         parser.add_argument("--device", default="cpu", help="cpu or cuda")
         parser.add_argument("--json", action="store_true", help="print JSON instead of text")
         self.add_task_arguments(parser)
+        if self.picture_inputs is not None:
+            parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     def run(self, args: argparse.Namespace) -> int:
         from transformers.utils import logging as hf_logging
@@ -38,6 +44,8 @@ class Command:
         from talk2face.pipeline import Talk2Face  # heavy imports only once a command runs
 
         hf_logging.disable_progress_bar()  # the CLI prints answers, not weight-loading bars
+        if self.picture_inputs is not None:  # before any work: a bad --out never costs a generation
+            check_output(args.out, self.picture_inputs(args), args.overwrite or self.answer_may_be_text)
         result = self.run_task(Talk2Face.from_pretrained(args.model, device=args.device), args)
         if args.json:
             print(json.dumps(result, indent=2))
@@ -51,12 +59,27 @@ def _images(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="face images (any size; centre-cropped and resized as in training)")
 
 
-def _save_grid(images: list, out: str, columns: int) -> str:
-    """Save one image as is, or several as a grid; returns the path written."""
+def check_output(out: str, inputs: list[str], overwrite: bool) -> None:
+    """Refuse an --out that PIL cannot write, that is one of the inputs, or that exists (unless overwrite)."""
     from PIL import Image
 
     if not out:
         raise UserError("--out is required: where to write the picture")
+    suffix = Path(out).suffix.lower()
+    writable = sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE)
+    if suffix not in writable:
+        raise UserError(f"--out {out}: cannot write a picture with extension {suffix or '(none)'!r}; "
+                        f"use .png or .jpg (any of {', '.join(writable)})")
+    if any(Path(out).resolve() == Path(i).resolve() for i in inputs):
+        raise UserError(f"--out {out} is an input image: write the result elsewhere")
+    if Path(out).exists() and not overwrite:
+        raise UserError(f"--out {out} exists: pass --overwrite to replace it")
+
+
+def _save_grid(images: list, out: str, columns: int) -> str:
+    """Save one image as is, or several as a grid (--out checked by check_output); returns the path."""
+    from PIL import Image
+
     size = images[0].size
     columns = min(columns, len(images))
     rows = math.ceil(len(images) / columns)
@@ -159,12 +182,13 @@ def _prompt(model, args: argparse.Namespace) -> dict[str, Any]:
     answer = model.prompt(args.template, **fields)
     if isinstance(answer, str):
         return {"answer": answer}
+    check_output(args.out, args.face, args.overwrite)
     return {"out": _save_grid([answer], args.out, columns=1)}
 
 
-generate = Command(_generate_arguments, _generate)
+generate = Command(_generate_arguments, _generate, picture_inputs=lambda args: [])
 caption = Command(_images, _caption)
 age = Command(_images, _age)
 attributes = Command(_attributes_arguments, _attributes)
-edit = Command(_edit_arguments, _edit)
-prompt = Command(_prompt_arguments, _prompt)
+edit = Command(_edit_arguments, _edit, picture_inputs=lambda args: [args.image])
+prompt = Command(_prompt_arguments, _prompt, picture_inputs=lambda args: args.face, answer_may_be_text=True)

@@ -2,7 +2,10 @@
 
 Face knowledge lives in the vocabulary (image-code tokens), the templates and the logits
 processors, never in a custom model class, so a saved folder loads with
-`AutoModelForCausalLM.from_pretrained` and serves with any HF-compatible stack.
+`AutoModelForCausalLM.from_pretrained` and serves with any HF-compatible stack. The one addition,
+optional (`face_grid`), is an embedding of each image code's cell in the face grid, swapped in
+for `embed_tokens` (talk2face.face_grid): a folder trained with it loads with
+`talk2face.checkpoint.load_decoder`.
 """
 
 from __future__ import annotations

@@ -69,3 +69,25 @@ def test_user_mistakes_exit_2_with_one_line(tiny_model, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", ["unknown extension", "existing file", "the input itself"])
+def test_out_is_checked_before_any_work_and_never_overwritten(tiny_model, face, tmp_path, capsys, case):
+    existing = tmp_path / "old.png"
+    existing.write_bytes(b"a user's picture")
+    out, expected = {"unknown extension": (tmp_path / "g.xyz", "cannot write a picture with extension '.xyz'"),
+                     "existing file": (existing, "exists: pass --overwrite"),
+                     "the input itself": (face, "is an input image")}[case]
+    before = open(face, "rb").read()
+    argv = ["edit", face, "make them smile", "--out", str(out), "--model", str(tiny_model)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert existing.read_bytes() == b"a user's picture" and open(face, "rb").read() == before
+
+
+def test_overwrite_replaces_an_existing_picture(tiny_model, tmp_path, capsys):
+    out = tmp_path / "g.png"
+    out.write_bytes(b"old")
+    run_json(capsys, "generate", "a man", "-n", "1", "--out", str(out), "--model", str(tiny_model), "--overwrite")
+    assert Image.open(out).size == (32, 32)

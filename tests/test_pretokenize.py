@@ -132,3 +132,23 @@ def test_cli(setup, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["counts"] == {"train": 7, "test": 3}
     assert cli_main(["tokenize", "--vqgan", str(tmp / "nope"), "--data", str(src), "--out", str(tmp / "o2")]) == 2
     assert "not a VQGAN folder" in capsys.readouterr().err
+
+
+def test_16_bit_grayscale_keeps_its_tones_and_exif_rotation_is_applied(tmp_path):
+    from PIL import Image
+
+    from talk2face.data.images import open_image
+
+    gray = np.full((4, 6), 32768, dtype=np.uint16)  # mid-gray in 16 bits
+    Image.fromarray(gray).save(tmp_path / "gray16.png")
+    assert Image.open(tmp_path / "gray16.png").mode.startswith("I")
+    assert np.asarray(open_image(tmp_path / "gray16.png"))[0, 0].tolist() == [128, 128, 128]  # not white
+
+    photo = Image.new("RGB", (24, 16), "white")
+    photo.paste((255, 0, 0), (0, 0, 8, 8))  # a red top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the camera was turned; show rotated 90 degrees clockwise
+    photo.save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    opened = open_image(tmp_path / "phone.jpg")
+    assert opened.size == (16, 24)  # portrait, as shot
+    assert np.asarray(opened)[0, -1, 0] > 200 and np.asarray(opened)[0, -1, 1] < 80  # the red corner moved to top right

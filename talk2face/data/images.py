@@ -1,7 +1,7 @@
 """Turning any image input into the model's pixels, the same way in training and inference.
 
-Rule (documented in README): convert to RGB (grayscale, palette and RGBA too; alpha is composited
-on white), centre-crop to a square on the shorter side, resize with bicubic filtering to
+Rule (documented in README): apply the EXIF orientation (phone photos), convert to RGB (grayscale,
+16-bit grayscale by its 0..65535 range, palette and RGBA too; alpha is composited on white), centre-crop to a square on the shorter side, resize with bicubic filtering to
 `size x size`, scale to [-1, 1]. Aligned face crops (CelebA-HQ, SynFace) are square already, so
 only the resize applies to them.
 """
@@ -13,7 +13,7 @@ from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from talk2face.errors import UserError
 
@@ -39,6 +39,13 @@ def open_image(image: ImageInput) -> Image.Image:
         pil = image
     else:
         raise UserError(f"unsupported image input of type {type(image).__name__}")
+    pil = ImageOps.exif_transpose(pil)  # a phone stores "rotate 90" in EXIF, not in the pixels
+    if pil.mode.startswith("I;16") or pil.mode == "I":  # 16-bit grayscale (PIL reads some 16-bit PNGs as "I")
+        values = np.asarray(pil, dtype=np.float64)
+        if values.max() > 65535 or values.min() < 0:
+            raise UserError(f"{image if isinstance(image, (str, Path)) else 'image'}: 32-bit integer pixels; "
+                            "save it with 8 or 16 bits per channel")
+        pil = Image.fromarray((values / 257).round().astype(np.uint8))  # 65535 -> 255 (RGB's convert clips instead)
     if pil.mode in ("RGBA", "LA", "P"):
         rgba = pil.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
