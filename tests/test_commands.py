@@ -25,9 +25,9 @@ def test_generate_writes_a_grid(tiny_model, tmp_path, capsys):
 
 
 def test_generate_says_how_it_read_unknown_words(tiny_model, tmp_path, capsys):
-    args = ["generate", "a lady with specs", "-n", "1", "--out", str(tmp_path / "g.png"), "--model", str(tiny_model)]
-    assert run_json(capsys, *args)["read_as"] == "a woman with spectacles"
-    assert run_json(capsys, *args, "--literal")["read_as"] == "a lady with specs"
+    args = ["generate", "a lady with specs", "-n", "1", "--model", str(tiny_model)]
+    assert run_json(capsys, *args, "--out", str(tmp_path / "a.png"))["read_as"] == "a woman with spectacles"
+    assert run_json(capsys, *args, "--out", str(tmp_path / "b.png"), "--literal")["read_as"] == "a lady with specs"
 
 
 def test_analysis_commands_answer_per_image(tiny_model, face, capsys):
