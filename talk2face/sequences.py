@@ -60,10 +60,13 @@ class SequenceBuilder:
         cfg_dropout: probability that a task with an `unconditional` prompt (text_to_face, edit)
             is rendered with that prompt instead (the condition is dropped; edit keeps the face).
         prompt_face_loss: also label the codes of prompt faces, as `face_labels` (module docstring).
+        decision_weight: added to the `answer_weights` of each yes/no slot of an attribute list,
+            in answers: 1.0 counts every decision as much as a whole age answer (by default a
+            slot weighs 1/len of its ~100-token list, the attribute names taking the rest).
     """
 
     def __init__(self, vocab: Vocab, templates: Templates, max_length: int, cfg_dropout: float = 0.1,
-                 prompt_face_loss: bool = False) -> None:
+                 prompt_face_loss: bool = False, decision_weight: float = 0.0) -> None:
         if not 0.0 <= cfg_dropout <= 1.0:
             raise UserError(f"cfg_dropout must lie in [0, 1], got {cfg_dropout}")
         self.vocab = vocab
@@ -71,6 +74,7 @@ class SequenceBuilder:
         self.max_length = max_length
         self.cfg_dropout = cfg_dropout
         self.prompt_face_loss = prompt_face_loss
+        self.decision_weight = decision_weight
         self.reading_tasks = [t for t in READING_TASKS if t in templates.tasks]
 
     def supports(self, task: str, record: FaceRecord) -> bool:
@@ -123,7 +127,12 @@ class SequenceBuilder:
             n_prompt, n_answer = n_prompt + len(prompt), n_answer + len(target)
             ids += [prompt, [v.sep_id], answer]
             labels += [np.full(len(prompt) + 1, IGNORE), answer]
-            weights += [np.zeros(len(prompt) + 1), np.full(len(answer), 1.0 / len(answer))]
+            weight = np.full(len(answer), 1.0 / len(answer))
+            if self.decision_weight and sample.task == "attributes":
+                verbalizer = self.templates.get("attributes").attributes
+                slots = np.isin(answer, [v.token_id(verbalizer.yes), v.token_id(verbalizer.no)])
+                weight[slots] += self.decision_weight
+            weights += [np.zeros(len(prompt) + 1), weight]
             face_labels += [np.where(v.is_image(prompt), prompt, IGNORE), np.full(len(answer) + 1, IGNORE)]
         input_ids = np.concatenate(ids).astype(np.int64)  # (L,)
         if len(input_ids) > self.max_length:

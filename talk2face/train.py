@@ -72,6 +72,8 @@ class DataConfig:
     answer_loss: str = "answer"
     # > 0: an age answer's loss is against a Gaussian of this many years around it (TrainingLoss)
     age_sigma: float = 0.0
+    # answer_loss "answer": extra weight of each attribute yes/no slot, in answers (SequenceBuilder)
+    decision_weight: float = 0.0
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
     task_per_batch: bool = True  # one task per micro-batch: ~1.5x fewer padding tokens on SynFace
     # image-token embeddings start as a projection of the VQGAN's code vectors (modeling.py); on
@@ -117,7 +119,7 @@ class TrainConfig:
 def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str, cfg_dropout: float):
     """The tables of records per source and the builder that turns them into sequences."""
     builder = SequenceBuilder(vocab, templates, max_length=cfg.data.max_length, cfg_dropout=cfg_dropout,
-                              prompt_face_loss=cfg.data.prompt_face_loss > 0)
+                              prompt_face_loss=cfg.data.prompt_face_loss > 0, decision_weight=cfg.data.decision_weight)
     tables = {}
     for src in cfg.data.sources:
         unknown = sorted(set(src.tasks) - set(TASKS) - {MULTI_ANSWER})

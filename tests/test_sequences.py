@@ -255,3 +255,16 @@ def test_prompt_face_labels_cover_exactly_the_prompt_codes(vocab, templates):
         assert (labels[:sep + 1] == IGNORE).all()  # the answers' labels are unchanged
     batch = collate([b.build("caption", record, np.random.default_rng(0)), b.build("age", record, np.random.default_rng(0))], vocab.pad_id)
     assert batch["face_labels"].shape == batch["labels"].shape and (batch["face_labels"] != IGNORE).sum() == 2 * 64
+
+
+def test_decision_weight_goes_to_the_yes_no_slots_of_attribute_lists_only(vocab, templates):
+    record = make_record(6)
+    plain = SequenceBuilder(vocab, templates, max_length=512).build("attributes", record, np.random.default_rng(0))
+    weighted = SequenceBuilder(vocab, templates, max_length=512, decision_weight=1.0).build(
+        "attributes", record, np.random.default_rng(0))
+    slots = np.isin(plain["input_ids"], [vocab.token_id("yes"), vocab.token_id("no")]) & (plain["labels"] != IGNORE)
+    np.testing.assert_allclose(weighted["answer_weights"][slots], plain["answer_weights"][slots] + 1.0)
+    np.testing.assert_array_equal(weighted["answer_weights"][~slots], plain["answer_weights"][~slots])
+    assert slots.sum() == sum(1 for a in record.attributes)  # one slot per labelled attribute
+    age = SequenceBuilder(vocab, templates, max_length=512, decision_weight=1.0).build("age", record, np.random.default_rng(0))
+    assert age["answer_weights"].sum() == 1.0  # other answers keep their weight
