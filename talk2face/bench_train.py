@@ -72,12 +72,13 @@ def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: V
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
     opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+    loss_of = TrainingLoss.from_config(cfg.data, vocab)
     tokens, t0 = 0, 0.0
     for i, batch in enumerate(batches):
         if i == 2:
             tokens, t0 = 0, time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = TrainingLoss.from_config(cfg.data, vocab)(model, batch)
+            loss = loss_of(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
         opt.step()

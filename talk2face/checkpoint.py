@@ -81,9 +81,11 @@ def check_checkpoint_folder(path: str | Path) -> Path:
 def load_decoder(path: Path) -> PreTrainedModel:
     """The decoder of a checkpoint folder, in eval mode, with the face-grid cells its config names."""
     config = AutoConfig.from_pretrained(path)
-    if not getattr(config, "face_grid", None):
+    grid = getattr(config, "face_grid", None)
+    if not grid:
         return AutoModelForCausalLM.from_pretrained(path)
-    model = face_grid.install_from_config(AutoModelForCausalLM.from_config(config))
+    model = face_grid.install(AutoModelForCausalLM.from_config(config), range(grid["image_start"], grid["image_stop"]),
+                              grid["cells"])  # before the weights, which include the cells
     missing, unexpected = model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
         raise UserError(f"{path / 'model.safetensors'}: weights do not match config.json "

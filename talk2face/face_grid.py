@@ -58,10 +58,3 @@ def install(model: PreTrainedModel, image_ids: range, cells: int) -> PreTrainedM
     model.config.face_grid = {"image_start": image_ids.start, "image_stop": image_ids.stop, "cells": cells}
     return model
 
-
-def install_from_config(model: PreTrainedModel) -> PreTrainedModel:
-    """The cell embeddings a saved config asks for (before its weights are loaded), or none."""
-    grid = getattr(model.config, "face_grid", None)
-    if grid:
-        install(model, range(grid["image_start"], grid["image_stop"]), grid["cells"])
-    return model

@@ -75,6 +75,8 @@ class SequenceBuilder:
         self.cfg_dropout = cfg_dropout
         self.prompt_face_loss = prompt_face_loss
         self.decision_weight = decision_weight
+        verbalizer = templates.get("attributes").attributes if "attributes" in templates.tasks else None
+        self.decision_ids = [vocab.token_id(verbalizer.yes), vocab.token_id(verbalizer.no)] if verbalizer else []
         self.reading_tasks = [t for t in READING_TASKS if t in templates.tasks]
 
     def supports(self, task: str, record: FaceRecord) -> bool:
@@ -129,9 +131,7 @@ class SequenceBuilder:
             labels += [np.full(len(prompt) + 1, IGNORE), answer]
             weight = np.full(len(answer), 1.0 / len(answer))
             if self.decision_weight and sample.task == "attributes":
-                verbalizer = self.templates.get("attributes").attributes
-                slots = np.isin(answer, [v.token_id(verbalizer.yes), v.token_id(verbalizer.no)])
-                weight[slots] += self.decision_weight
+                weight[np.isin(answer, self.decision_ids)] += self.decision_weight
             weights += [np.zeros(len(prompt) + 1), weight]
             face_labels += [np.where(v.is_image(prompt), prompt, IGNORE), np.full(len(answer) + 1, IGNORE)]
         input_ids = np.concatenate(ids).astype(np.int64)  # (L,)
