@@ -8,8 +8,9 @@
     <dir>/talk2face.json                                          model card: tasks, attributes, context
 
 The decoder and tokenizer load with plain `AutoModelForCausalLM` / `PreTrainedTokenizerFast`; a
-decoder trained with face-grid cell embeddings (config `face_grid`, talk2face.face_grid) needs
-`load_decoder` to read faces with their cells.
+decoder trained with face-grid cell embeddings (config `face_grid`, talk2face.face_grid) or
+prefix-LM attention (config `prefix_lm`, talk2face.prefix_lm) needs `load_decoder` to read its
+prompts as it was trained to.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
-from talk2face import face_grid
+from talk2face import face_grid, prefix_lm
 from talk2face.errors import UserError
 
 VQGAN_SUBDIR = "vqgan"
@@ -79,17 +80,21 @@ def check_checkpoint_folder(path: str | Path) -> Path:
 
 
 def load_decoder(path: Path) -> PreTrainedModel:
-    """The decoder of a checkpoint folder, in eval mode, with the face-grid cells its config names."""
+    """The decoder of a checkpoint folder, in eval mode, with the face-grid cells and the prefix-LM
+    attention its config names."""
     config = AutoConfig.from_pretrained(path)
-    grid = getattr(config, "face_grid", None)
-    if not grid:
-        return AutoModelForCausalLM.from_pretrained(path)
-    model = face_grid.install(AutoModelForCausalLM.from_config(config), range(grid["image_start"], grid["image_stop"]),
-                              grid["cells"])  # before the weights, which include the cells
-    missing, unexpected = model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
-    if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
-        raise UserError(f"{path / 'model.safetensors'}: weights do not match config.json "
-                        f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
-    if (path / "generation_config.json").exists():
-        model.generation_config = GenerationConfig.from_pretrained(path)
+    grid, prefix = getattr(config, "face_grid", None), getattr(config, "prefix_lm", None)
+    if grid:
+        model = face_grid.install(AutoModelForCausalLM.from_config(config), range(grid["image_start"], grid["image_stop"]),
+                                  grid["cells"])  # before the weights, which include the cells
+        missing, unexpected = model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
+            raise UserError(f"{path / 'model.safetensors'}: weights do not match config.json "
+                            f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
+        if (path / "generation_config.json").exists():
+            model.generation_config = GenerationConfig.from_pretrained(path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path)
+    if prefix:
+        prefix_lm.install(model, prefix["sep_id"])
     return model.eval()

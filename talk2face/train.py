@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from talk2face import face_grid
+from talk2face import face_grid, prefix_lm
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
 from talk2face.data.mixture import TASKS
@@ -98,6 +98,9 @@ class TrainConfig:
     model: str = "small"  # a key of talk2face.modeling.MODEL_PRESETS
     # a learnt embedding of each image code's cell in the face grid (talk2face.face_grid)
     face_grid: bool = False
+    # bidirectional attention over `<bos> prompt <sep>`, causal after it (talk2face.prefix_lm);
+    # needs data.prompt_face_loss 0
+    prefix_lm: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 32  # sequences per micro-batch per process
@@ -308,6 +311,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise UserError("data.sources is empty: name at least one pre-tokenized folder")
     if cfg.data.answer_loss not in ("answer", "token"):
         raise UserError(f"data.answer_loss={cfg.data.answer_loss!r} is not 'answer' or 'token'")
+    if cfg.prefix_lm and cfg.data.prompt_face_loss > 0:
+        raise UserError(f"prefix_lm=true with data.prompt_face_loss={cfg.data.prompt_face_loss}: a prompt code sees "
+                        "itself through the prefix's bidirectional attention; set data.prompt_face_loss=0")
 
     # the processes and device (the Accelerator waits for the precision); without a GPU, processes
     # started by torchrun join over gloo (accelerate's MULTI_CPU asks for cpu=True)
@@ -335,6 +341,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         init_image_embeddings(model, vqgan.quantize.embedding.weight, vocab.image_token_range.start)  # (K, D)
     if cfg.face_grid:
         face_grid.install(model, vocab.image_token_range, vqgan.grid_size[0] * vqgan.grid_size[1])
+    if cfg.prefix_lm:
+        prefix_lm.install(model, vocab.sep_id)
     loss_of = TrainingLoss.from_config(cfg.data, vocab)
     with state.main_process_first():  # the main process measures and records; the others read it
         first_batch = {k: v.to(state.device) for k, v in collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id).items()}
@@ -371,6 +379,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         "attributes": trained_attributes(tables),
         "caption_words": caption_words(tables),
         "max_length": cfg.data.max_length,
+        # prefix-LM attention: load with talk2face.checkpoint.load_decoder, never a bare AutoModel
+        "attention": "prefix_lm" if cfg.prefix_lm else "causal",
         "processes": accelerator.num_processes,  # data-parallel ranks (the global batch is this x batch_size)
     }
 
