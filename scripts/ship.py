@@ -1,12 +1,15 @@
-"""Turn a trained SynFace VQGAN or evaluator into the folder the repository ships, with its card.
+"""Turn a trained SynFace VQGAN, evaluator or decoder into the folder the repository ships, with its card.
 
     python scripts/ship.py vqgan runs/vqgan-synface-ship/final tokenizers/synface-vqgan \
         --data data/synface --evaluator evaluators/synface --recipe experiments/vqgan-synface-ship.yaml
     python scripts/ship.py evaluator runs/evaluator-ship evaluators/synface \
         --recipe experiments/evaluator-synface.yaml
+    python scripts/ship.py model runs/synface-small/final models/synface \
+        --recipe experiments/synface-small.yaml --data data/synface
 
-The VQGAN is stored in fp16 (half the size) only where its figures, measured here on both
-copies, stay the same; the card (README.md) states the data, the recipe, the machine, the time
+The VQGAN and the decoder are stored in fp16 (half the size) only where their figures, measured
+here on both copies, stay the same; the shipped decoder names the shipped tokenizer instead of
+carrying a second copy; the card (README.md) states the data, the recipe, the machine, the time
 and the figures, all read from the run's own files or measured by this command.
 """
 
@@ -15,15 +18,23 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 
+from talk2face import shipped
+from talk2face.checkpoint import CARD_FILE, VQGAN_SUBDIR, check_checkpoint_folder, load_decoder
+from talk2face.data.sources import open_source
 from talk2face.errors import UserError
+from talk2face.evaluation.benchmark import Benchmark, EvalConfig
 from talk2face.evaluation.evaluator import FaceEvaluator
+from talk2face.fingerprint import weights_fingerprint
+from talk2face.pipeline import Talk2Face
 from talk2face.precision import cpu_model
 from talk2face.vqgan import bench as vqgan_bench
 from talk2face.vqgan.model import VQGAN
@@ -121,21 +132,72 @@ def ship_evaluator(args: argparse.Namespace) -> None:
     print(f"shipped {dest} ({size_mb:.1f} MB)")
 
 
+def readings(model_dir: Path, images: list) -> tuple[list[float], list[dict[str, float]]]:
+    model = Talk2Face.from_pretrained(model_dir)
+    return model.estimate_age(images), model.classify_attributes(images)
+
+
+def ship_model(args: argparse.Namespace) -> None:
+    """The decoder in fp16, naming the shipped tokenizer, judged by `make eval` (its defaults) here."""
+    source, dest, tokenizer = check_checkpoint_folder(args.source), Path(args.dest), shipped.VQGAN
+    fresh_destination(dest, args.overwrite)
+    if weights_fingerprint(source / VQGAN_SUBDIR) != weights_fingerprint(tokenizer):
+        raise UserError(f"{source} was trained with another image tokenizer than the shipped {tokenizer}")
+    dest.mkdir(parents=True)
+    shutil.copytree(source, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(VQGAN_SUBDIR, "model.safetensors"))
+    load_decoder(source).to(torch.float16).save_pretrained(dest)
+    card = json.loads((source / CARD_FILE).read_text())
+    card["vqgan"] = {"path": os.path.relpath(tokenizer, dest.resolve()), "fingerprint": weights_fingerprint(tokenizer)}
+    (dest / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    source_data = open_source(args.data)
+    faces = [source_data.image_path(r) for r in list(source_data.records("test"))[:64]]
+    (age32, attr32), (age16, attr16) = readings(source, faces), readings(dest, faces)
+    age_shift = max(abs(a - b) for a, b in zip(age32, age16))
+    flips = sum((p[a] >= 0.5) != (q[a] >= 0.5) for p, q in zip(attr32, attr16) for a in p) / sum(len(p) for p in attr32)
+    if age_shift > 0.5 or flips > 0.01:
+        shutil.rmtree(dest)
+        raise UserError(f"fp16 weights change the answers (age by up to {age_shift:.2f} years, {flips:.1%} of the "
+                        f"attribute decisions): not shipped")
+    report_dir = dest / "eval"
+    Benchmark(EvalConfig(model=str(dest), data=args.data, out=str(report_dir))).run()
+    size_mb = (dest / "model.safetensors").stat().st_size / 2**20
+    trained = yaml.safe_load((source / "train_config.yaml").read_text())
+    card_md = [
+        "# SynFace talk2face model (the default model)", "",
+        f"One `mini` decoder ({trained.get('model')}, face-grid cells: {trained.get('face_grid')}) for every SynFace task: "
+        f"text-to-face, captioning, age, the {len(card['attributes'])} SynFace attributes and editing, "
+        f"over the shipped tokenizer's codes ({os.path.relpath(tokenizer, dest.resolve())}, weights {card['vqgan']['fingerprint']}). "
+        f"Weights stored in fp16 ({size_mb:.1f} MB); they load into fp32 parameters "
+        f"(`Talk2Face.from_pretrained('{dest}')`; against the fp32 weights on 64 test faces: ages within "
+        f"{age_shift:.3f} years, {flips:.2%} of the attribute decisions changed).", "",
+        "## How it was made", "",
+        f"- Recipe: `{args.recipe}` ({card.get('step')} steps, {card.get('trained_tokens', 0) / 1e6:.1f}M tokens), "
+        f"on the data the README's SynFace section renders and tokenizes; then "
+        f"`python scripts/ship.py model {args.source} {args.dest} --recipe {args.recipe} --data {args.data}`.",
+        f"- Machine: {cpu_model()}. Shipped on {datetime.date.today().isoformat()}.", "",
+        "## `make eval` figures (its defaults; the full report is `eval/report.md`)", "",
+    ]
+    body = (report_dir / "report.md").read_text().split("\n")
+    card_md += [line for line in body if not line.startswith("# ")]
+    (dest / "README.md").write_text("\n".join(card_md))
+    print(f"shipped {dest} ({size_mb:.1f} MB); make eval: {report_dir / 'report.md'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="kind", required=True)
-    for kind in ("vqgan", "evaluator"):
+    for kind in ("vqgan", "evaluator", "model"):
         p = sub.add_parser(kind)
         p.add_argument("source", help="the trained folder")
         p.add_argument("dest", help="the shipped folder to write")
         p.add_argument("--recipe", required=True, help="the experiments/ config that trained it")
         p.add_argument("--overwrite", action="store_true", help="replace an existing shipped folder")
-        if kind == "vqgan":
+        if kind in ("vqgan", "model"):
             p.add_argument("--data", default="data/synface")
             p.add_argument("--evaluator", default=None, help="judge the reconstructions with this evaluator")
     args = parser.parse_args(argv)
     try:
-        (ship_vqgan if args.kind == "vqgan" else ship_evaluator)(args)
+        {"vqgan": ship_vqgan, "evaluator": ship_evaluator, "model": ship_model}[args.kind](args)
     except UserError as err:
         print(f"ship: error: {err}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
     <dir>/config.json, model.safetensors, generation_config.json   the Llama decoder (HF format)
     <dir>/tokenizer.json, tokenizer_config.json, ...              the unified vocabulary (HF format)
-    <dir>/vqgan/                                                  the image tokenizer (config.json + safetensors)
+    <dir>/vqgan/                                                  the image tokenizer (config.json + safetensors),
+                                                                  or the card names a shared one (a shipped model)
     <dir>/templates/                                              the task templates it was trained with
     <dir>/train_config.yaml                                       how it was trained
     <dir>/talk2face.json                                          model card: tasks, attributes, context
@@ -21,12 +22,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
 from talk2face import face_grid, prefix_lm
 from talk2face.errors import UserError
+from talk2face.fingerprint import weights_fingerprint
 
 VQGAN_SUBDIR = "vqgan"
 TEMPLATES_SUBDIR = "templates"
@@ -72,11 +75,29 @@ def check_checkpoint_folder(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"model folder not found: {path}")
-    required = ["config.json", "model.safetensors", "tokenizer.json", CARD_FILE, f"{VQGAN_SUBDIR}/config.json", TEMPLATES_SUBDIR]
+    required = ["config.json", "model.safetensors", "tokenizer.json", CARD_FILE, TEMPLATES_SUBDIR]
     missing = [name for name in required if not (path / name).exists()]
     if missing:
         raise UserError(f"{path} is not a talk2face model folder: missing {', '.join(missing)}")
+    if not (vqgan_folder(path) / "config.json").exists():
+        raise UserError(f"{path} is not a talk2face model folder: missing {VQGAN_SUBDIR}/config.json")
     return path
+
+
+def vqgan_folder(path: Path) -> Path:
+    """The image tokenizer of a checkpoint folder: its own `vqgan/`, or the shared folder its card
+    names relative to it (`"vqgan": {"path", "fingerprint"}`: a shipped model uses the shipped
+    tokenizer rather than a second copy), refused when those weights are not the ones it was trained on."""
+    if (path / VQGAN_SUBDIR).exists():
+        return path / VQGAN_SUBDIR
+    shared = json.loads((path / CARD_FILE).read_text()).get("vqgan")
+    if not shared:
+        return path / VQGAN_SUBDIR  # reported missing by the caller
+    folder = (path / shared["path"]).resolve()
+    if weights_fingerprint(folder) != shared["fingerprint"]:
+        raise UserError(f"{path / CARD_FILE}: the image tokenizer {folder} has weights {weights_fingerprint(folder)}, "
+                        f"not the {shared['fingerprint']} this model was trained with")
+    return folder
 
 
 def load_decoder(path: Path) -> PreTrainedModel:
@@ -85,7 +106,8 @@ def load_decoder(path: Path) -> PreTrainedModel:
     config = AutoConfig.from_pretrained(path)
     grid, prefix = getattr(config, "face_grid", None), getattr(config, "prefix_lm", None)
     if grid:
-        model = face_grid.install(AutoModelForCausalLM.from_config(config), range(grid["image_start"], grid["image_stop"]),
+        model = face_grid.install(AutoModelForCausalLM.from_config(config, dtype=torch.float32),
+                                  range(grid["image_start"], grid["image_stop"]),
                                   grid["cells"])  # before the weights, which include the cells
         missing, unexpected = model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
         if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
@@ -94,7 +116,7 @@ def load_decoder(path: Path) -> PreTrainedModel:
         if (path / "generation_config.json").exists():
             model.generation_config = GenerationConfig.from_pretrained(path)
     else:
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)  # fp16-stored weights train and run in fp32
     if prefix:
         prefix_lm.install(model, prefix["sep_id"])
     return model.eval()

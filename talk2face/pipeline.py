@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from transformers import CompileConfig, PreTrainedModel
 
-from talk2face.checkpoint import CARD_FILE, TEMPLATES_SUBDIR, VQGAN_SUBDIR, check_checkpoint_folder, load_decoder
+from talk2face.checkpoint import CARD_FILE, TEMPLATES_SUBDIR, check_checkpoint_folder, load_decoder, vqgan_folder
 from talk2face.data.images import ImageInput, load_images, to_pil
 from talk2face.data.record import ATTRIBUTES
 from talk2face.errors import UserError
@@ -91,7 +91,7 @@ class Talk2Face:
         path = check_checkpoint_folder(path)
         card = json.loads((path / CARD_FILE).read_text())
         model = load_decoder(path).to(device)
-        vqgan = VQGAN.from_pretrained(path / VQGAN_SUBDIR, device=device)
+        vqgan = VQGAN.from_pretrained(vqgan_folder(path), device=device)
         if bf16 is None:
             bf16 = device != "cpu"
         return cls(model, Vocab.from_pretrained(path), vqgan, Templates.load(path / TEMPLATES_SUBDIR),

@@ -1,0 +1,44 @@
+"""A checkpoint folder that names a shared image tokenizer and stores its decoder in fp16 (a shipped model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from talk2face.checkpoint import CARD_FILE, load_decoder
+from talk2face.errors import UserError
+from talk2face.fingerprint import weights_fingerprint
+from talk2face.pipeline import Talk2Face
+
+
+def shipped_copy(tiny_model, tmp_path):
+    """The tiny model as scripts/ship.py lays out a shipped one: fp16 weights, tokenizer elsewhere."""
+    model_dir, shared = tmp_path / "models" / "tiny", tmp_path / "tokenizers" / "tiny-vqgan"
+    shutil.copytree(tiny_model, model_dir)
+    shutil.move(model_dir / "vqgan", shared)
+    load_decoder(tiny_model).to(torch.float16).save_pretrained(model_dir)
+    card = json.loads((model_dir / CARD_FILE).read_text())
+    card["vqgan"] = {"path": "../../tokenizers/tiny-vqgan", "fingerprint": weights_fingerprint(shared)}
+    (model_dir / CARD_FILE).write_text(json.dumps(card))
+    return model_dir, shared
+
+
+def test_a_model_naming_a_shared_tokenizer_answers_like_the_original(tiny_model, tmp_path):
+    model_dir, shared = shipped_copy(tiny_model, tmp_path)
+    original, shipped = Talk2Face.from_pretrained(tiny_model), Talk2Face.from_pretrained(model_dir)
+    assert next(shipped.model.parameters()).dtype == torch.float32  # fp16 on disk, fp32 to run
+    assert (model_dir / "model.safetensors").stat().st_size < 0.6 * (tiny_model / "model.safetensors").stat().st_size
+    codes = [torch.arange(original.n_image_tokens).numpy() % 5]
+    prompt = [original._task_prompt("age", face=codes[0])]
+    assert torch.allclose(original._logits(prompt)[0], shipped._logits(prompt)[0], atol=2e-2)
+    assert torch.equal(shipped.vqgan.quantize.embedding.weight, original.vqgan.quantize.embedding.weight)
+
+
+def test_a_changed_shared_tokenizer_is_refused(tiny_model, tmp_path):
+    model_dir, shared = shipped_copy(tiny_model, tmp_path)
+    (shared / "model.safetensors").write_bytes((shared / "model.safetensors").read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(UserError, match="not the .* this model was trained with"):
+        Talk2Face.from_pretrained(model_dir)
