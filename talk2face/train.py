@@ -258,6 +258,20 @@ class TrainingLoss:
         return loss + self.face_weight * faces
 
 
+def build_decoder(cfg: TrainConfig, vocab: Vocab) -> torch.nn.Module:
+    """The freshly initialised decoder `cfg` describes: preset, image rows, face grid, attention."""
+    model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    if cfg.data.codebook_embeddings or cfg.face_grid:
+        vqgan = VQGAN.from_pretrained(cfg.data.vqgan)
+    if cfg.data.codebook_embeddings:
+        init_image_embeddings(model, vqgan.quantize.embedding.weight, vocab.image_token_range.start)  # (K, D)
+    if cfg.face_grid:
+        face_grid.install(model, vocab.image_token_range, vqgan.grid_size[0] * vqgan.grid_size[1])
+    if cfg.prefix_lm:
+        prefix_lm.install(model, vocab.sep_id)
+    return model
+
+
 def checkpoints_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.output_dir) / "checkpoints"
 
@@ -334,15 +348,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
     val_batches = validation_batches(cfg, vocab, templates)
 
-    model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
-    if cfg.data.codebook_embeddings or cfg.face_grid:
-        vqgan = VQGAN.from_pretrained(cfg.data.vqgan)
-    if cfg.data.codebook_embeddings:
-        init_image_embeddings(model, vqgan.quantize.embedding.weight, vocab.image_token_range.start)  # (K, D)
-    if cfg.face_grid:
-        face_grid.install(model, vocab.image_token_range, vqgan.grid_size[0] * vqgan.grid_size[1])
-    if cfg.prefix_lm:
-        prefix_lm.install(model, vocab.sep_id)
+    model = build_decoder(cfg, vocab)
     loss_of = TrainingLoss.from_config(cfg.data, vocab)
     with state.main_process_first():  # the main process measures and records; the others read it
         first_batch = {k: v.to(state.device) for k, v in collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id).items()}

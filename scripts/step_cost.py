@@ -1,0 +1,97 @@
+"""The cost of one training step of each recipe variant, timed side by side on the same batches.
+
+    python scripts/step_cost.py --tokenized runs/demo/tokenized \
+        "default=" "prefix_lm=--prefix_lm=true --data.prompt_face_loss=0" "compiled=+compile"
+
+A variant is `name=FLAGS`: `experiments/synface-small.yaml` with those `--key=value` overrides
+(`+compile` also wraps the decoder in `torch.compile`). Each variant gets its own decoder and
+AdamW and the batches its own config builds from the same seed; the steps (forward, backward,
+clip, AdamW, as in talk2face.train, in fp32 or with --bf16 autocast) are interleaved round-robin
+so that a change in machine load hits every variant alike. Prints min and median seconds per
+step after the warm-up steps. Time on an idle machine: the README's recipe table charges each
+variant its measured cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+from torch.utils.data import DataLoader
+
+from talk2face.config import load_config
+from talk2face.data.pretokenize import load_tokenized
+from talk2face.sequences import MultiTaskDataset, collate
+from talk2face.templates import Templates
+from talk2face.train import TrainConfig, TrainingLoss, build_data, build_decoder, param_groups
+from talk2face.vocab import Vocab
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Variant:
+    """One recipe: its decoder, optimizer, loss and batches."""
+
+    def __init__(self, spec: str, args: argparse.Namespace) -> None:
+        self.name, _, flags = spec.partition("=")
+        words = shlex.split(flags)
+        self.compiled = "+compile" in words
+        overrides = [w for w in words if w != "+compile"] + [f"--data.sources=[{{tokenized: {args.tokenized}}}]"]
+        self.cfg = cfg = load_config(TrainConfig, str(REPO / "experiments" / "synface-small.yaml"), overrides)
+        vocab = Vocab(Tokenizer.from_file(cfg.data.text_tokenizer), n_codes=load_tokenized(args.tokenized)[1]["n_codes"])
+        torch.manual_seed(cfg.seed)
+        self.model = build_decoder(cfg, vocab).train()
+        self.step_model = torch.compile(self.model, dynamic=True) if self.compiled else self.model
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                           betas=tuple(cfg.optim.betas))
+        self.loss_of = TrainingLoss.from_config(cfg.data, vocab)
+        builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
+        steps = args.warmup + args.steps
+        dataset = MultiTaskDataset(tables, cfg.data.task_weights, builder, cfg.seed, steps * cfg.batch_size,
+                                   task_block=cfg.batch_size if cfg.data.task_per_batch else 1)
+        self.batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=lambda ex: collate(ex, vocab.pad_id)))
+        self.seconds: list[float] = []
+
+    def step(self, i: int, bf16: bool) -> None:
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = self.loss_of(self.step_model, self.batches[i])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.seconds.append(time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="+", help="NAME=FLAGS, e.g. 'prefix_lm=--prefix_lm=true --data.prompt_face_loss=0'")
+    parser.add_argument("--tokenized", required=True, help="a pre-tokenized folder (talk2face tokenize)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed first steps per variant (compilation)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast instead of fp32")
+    args = parser.parse_args(argv)
+    variants = [Variant(spec, args) for spec in args.variants]
+    for i in range(args.warmup + args.steps):
+        for v in variants:
+            v.step(i, args.bf16)
+    results = {}
+    print(f"seconds per training step ({args.steps} after {args.warmup} warm-up, interleaved, "
+          f"{torch.get_num_threads()} threads, {'bf16' if args.bf16 else 'fp32'}):")
+    base = None
+    for v in variants:
+        timed = v.seconds[args.warmup:]
+        median = statistics.median(timed)
+        base = base or median
+        results[v.name] = {"min_s": min(timed), "median_s": median, "ratio": median / base}
+        print(f"  {v.name:<16} min {min(timed):.3f}  median {median:.3f}  x{median / base:.2f} of the first")
+    return results
+
+
+if __name__ == "__main__":
+    main()
