@@ -63,6 +63,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return value
     if hint in (int, float):
+        if isinstance(value, bool):  # int(True) == 1: a bare `true` would silently be a number
+            raise ConfigError(f"{where}: expected {hint.__name__}, got the boolean {value!r}")
         try:
             number = hint(value)
         except (TypeError, ValueError):
