@@ -382,6 +382,10 @@ def test_imagefolder_top_level_metadata_by_split_field(tmp_path: Path) -> None:
     ({"id": "a"}, "missing key 'file_name'"),
     ({"file_name": "a.png", "agee": 3}, r"unknown key\(s\) \['agee'\]"),
     ({"file_name": "a.png", "age": "thirty"}, "'age' must be a whole number"),
+    ({"file_name": "a.png", "age": -1}, r"'age' must be a whole number of years 0..120 .*-1"),
+    ({"file_name": "a.png", "age": 121}, r"0..120 .*121"),
+    ({"file_name": "a.png", "age": 3000000000}, r"0..120 .*3000000000"),
+    ({"file_name": "a.png", "age": 3e9}, r"0..120 .*3000000000.0"),
     ({"file_name": "a.png", "attributes": {"Smiling": 1}}, "'attributes' must map"),
     ({"file_name": "a.png", "attributes": {"Smilling": True}}, "unknown attribute names"),
     ({"file_name": "a.png", "captions": "a face"}, "'captions' must be a list"),
@@ -449,3 +453,18 @@ def test_inspect_prints_counts_per_split_and_label(utkface: Path, celeba: Path, 
 def test_inspect_reports_user_errors_without_traceback(tmp_path: Path, capsys) -> None:
     assert main(["data", "inspect", str(tmp_path / "missing.yaml")]) == 2
     assert "data source not found" in capsys.readouterr().err
+
+
+def test_a_link_out_of_the_data_root_is_refused(tmp_path: Path, utkface: Path) -> None:
+    outside = tmp_path / "elsewhere.jpg"
+    write_image(outside)
+    root = tmp_path / "linked"
+    write_image(root / "train" / "a.png")
+    (root / "train" / "b.png").symlink_to(outside)
+    (root / "train" / "c.png").symlink_to(root / "train" / "a.png")  # a link that stays inside is fine
+    write_metadata(root / "train" / "metadata.jsonl", [{"file_name": "c.png"}, {"file_name": "b.png"}])
+    with pytest.raises(UserError, match=r"metadata.jsonl:2: .*b.png is a link to .*elsewhere.jpg, outside the data root"):
+        list(open_source(root).records("train"))
+    (utkface / "UTKFace" / "30_0_0_20170116174525125.jpg.chip.jpg").symlink_to(outside)
+    with pytest.raises(UserError, match=r"30_0_0_.*is a link to .*elsewhere.jpg, outside the data root"):
+        open_source(write_yaml(utkface / "u.yaml", "type: utkface\nroot: .\n"))

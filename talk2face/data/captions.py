@@ -40,7 +40,7 @@ from pathlib import Path
 from talk2face.config import ConfigError
 from talk2face.data.celeba import CelebAHQOptions, hq_index, load_hq_labels
 from talk2face.data.record import FaceRecord
-from talk2face.data.sources import Reader, ReadFn, ReadStats, check_image
+from talk2face.data.sources import Reader, ReadFn, ReadStats, check_image, inside_root
 from talk2face.errors import UserError
 
 _REPLACEMENT = re.compile("\ufffd+")
@@ -78,7 +78,7 @@ def open_captions(root: Path, options: CaptionOptions) -> ReadFn:
         raise ConfigError(f"captions: folder not found: {folder}")
     files = {}
     for path in folder.glob("*.txt"):
-        files[hq_index(path.name, str(path))] = path
+        files[hq_index(path.name, str(path))] = inside_root(root, path.relative_to(root).as_posix(), str(path))
     if not files:
         raise UserError(f"{folder}: no caption files (<idx>.txt) found")
     labels = load_hq_labels(root, options)

@@ -33,7 +33,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from talk2face.config import ConfigError, from_dict
-from talk2face.data.record import SPLITS, FaceRecord
+from talk2face.data.record import MAX_AGE, SPLITS, FaceRecord
 from talk2face.errors import UserError
 
 
@@ -149,6 +149,19 @@ def safe_relpath(name: Any, where: str) -> str:
     return path.as_posix()
 
 
+def inside_root(root: Path, rel: str, where: str) -> Path:
+    """`root/rel` with every symlink resolved; refused if that lands outside `root`.
+
+    safe_relpath checks the written path; this checks where the file system takes it, so a link
+    inside the data root cannot make a reader open a file elsewhere.
+    """
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise UserError(f"{where}: {root / rel} is a link to {path}, outside the data root {root}; "
+                        "copy the file in, or point root at a folder that holds it")
+    return path
+
+
 def check_image(root: Path, rel: str, options: SourceOptions, stats: ReadStats, where: str) -> bool:
     """Whether image `root/rel` can be used; a bad one is counted in `stats` or raises.
 
@@ -161,7 +174,7 @@ def check_image(root: Path, rel: str, options: SourceOptions, stats: ReadStats, 
     Returns:
         True if the image exists (and, with `verify_images`, its header decodes).
     """
-    path = root / rel
+    path = inside_root(root, rel, where)
     problem = None
     if not path.is_file():
         problem = "missing image"
@@ -268,8 +281,8 @@ def _record_from_row(row: Any, prefix: str, where: str) -> FaceRecord:
     row.setdefault("id", name)
     row["file_name"] = prefix + name
     age, attrs, caps = row.get("age"), row.get("attributes"), row.get("captions")
-    if age is not None and (isinstance(age, bool) or not isinstance(age, int)):
-        raise UserError(f"{where}: 'age' must be a whole number, got {age!r}")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= MAX_AGE):
+        raise UserError(f"{where}: 'age' must be a whole number of years 0..{MAX_AGE} (omit it if unknown), got {age!r}")
     if attrs is not None and not (isinstance(attrs, dict) and all(isinstance(v, bool) for v in attrs.values())):
         raise UserError(f"{where}: 'attributes' must map attribute names to true/false, got {attrs!r}")
     if caps is not None and not (isinstance(caps, list) and all(isinstance(c, str) for c in caps)):
