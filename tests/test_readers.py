@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -251,6 +253,45 @@ def test_mmcelebahq_unlisted_empty_and_bad_split_files(mmceleba: Path) -> None:
         open_source(mmceleba / "mm.yaml")
     with pytest.raises(UserError, match=r"split_files: unknown split\(s\) \['val'\]"):
         open_source(write_yaml(mmceleba / "v.yaml", "type: mmcelebahq\nroot: .\nsplit_files: {val: test.txt}\n"))
+
+
+class _Hostile:
+    """Pickles as a call of os.system: loading it with pickle.load would run a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_mmcelebahq_official_pickled_split_is_used_and_said(mmceleba: Path, capsys) -> None:
+    for split, names in (("train", ["0", "1.jpg", "2"]), ("test", ["3"])):
+        (mmceleba / split).mkdir()
+        (mmceleba / split / "filenames.pickle").write_bytes(pickle.dumps(names, protocol=2))
+    spec = write_yaml(mmceleba / "mm.yaml", "type: mmcelebahq\nroot: .\n")
+    records = read_all(open_source(spec))
+    assert [r.id for r in records["train"]] == ["0", "1", "2"] and [r.id for r in records["test"]] == ["3"]
+    assert main(["data", "inspect", str(spec)]) == 0
+    assert "split rule: split_files (train: train/filenames.pickle, test: test/filenames.pickle)" in capsys.readouterr().out
+    (mmceleba / "test" / "filenames.pickle").unlink()
+    (mmceleba / "train" / "filenames.pickle").unlink()
+    assert main(["data", "inspect", str(spec)]) == 0
+    assert "split rule: a SHA-1 hash of the HQ index" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [
+    (lambda marker: _Hostile(marker), r"refused.*global posix.system.*nothing in it ran"),
+    (lambda marker: {"0": "train"}, r"expected a pickled list of file names, got dict"),
+    (lambda marker: [0, 1], r"expected a pickled list of file names, got list"),
+])
+def test_mmcelebahq_pickle_that_is_not_a_name_list_is_refused(mmceleba: Path, tmp_path: Path, content, message) -> None:
+    marker = tmp_path / "ran"
+    (mmceleba / "train").mkdir()
+    (mmceleba / "train" / "filenames.pickle").write_bytes(pickle.dumps(content(marker)))
+    with pytest.raises(UserError, match=r"train/filenames.pickle: " + message):
+        open_source(write_yaml(mmceleba / "mm.yaml", "type: mmcelebahq\nroot: .\n"))
+    assert not marker.exists()
 
 
 def test_caption_text_cleanup(tmp_path: Path) -> None:

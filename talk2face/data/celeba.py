@@ -17,10 +17,13 @@ CelebA-HQ (`type: celebahq`), root as unpacked from CelebAMask-HQ:
 CelebA's own label files can be attached to HQ images through the mapping (`celeba_attributes`,
 `celeba_partition`, `celeba_identities`, paths relative to the root or absolute).
 
-Split rule for CelebA-HQ and the caption sets built on it (first that applies):
+Split rule for CelebA-HQ and the caption sets built on it (first that applies; `talk2face data
+inspect` names the one used):
   1. `split_files`: plain-text lists, one HQ index or file name per line (`0`, `0.jpg`, `0.txt`,
-     or a path ending in one, as CelebAText-HQ's `data_flist/*.flist`); an image in no list is
-     skipped and counted.
+     or a path ending in one, as CelebAText-HQ's `data_flist/*.flist`), or a `.pickle` of such a
+     list (read by talk2face.data.name_pickle, which runs nothing); an image in no list is
+     skipped and counted. Multi-Modal-CelebA-HQ's official `train/filenames.pickle` and
+     `test/filenames.pickle` are its default `split_files` when present.
   2. `celeba_partition` + mapping: the image's CelebA original keeps its official split (the
      split everyone reports on; no CelebA identity crosses it).
   3. otherwise a SHA-1 hash of the HQ index with `split_ratios` (default 0.9/0.05/0.05), the
@@ -34,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from talk2face.config import ConfigError
+from talk2face.data.name_pickle import read_name_pickle
 from talk2face.data.record import ATTRIBUTES, SPLITS, FaceRecord
 from talk2face.data.sources import (
-    Reader, ReadFn, ReadStats, SourceOptions, check_image, check_ratios, hash_split,
+    Opened, Reader, ReadStats, SourceOptions, check_image, check_ratios, hash_split,
     open_label_file, read_partition, read_table, read_two_column_int,
 )
 from talk2face.errors import UserError
@@ -93,7 +97,7 @@ class CelebAOptions(SourceOptions):
     identities: str | None = None  # e.g. identity_CelebA.txt, to fill FaceRecord.identity
 
 
-def open_celeba(root: Path, options: CelebAOptions) -> ReadFn:
+def open_celeba(root: Path, options: CelebAOptions) -> Opened:
     """Parse CelebA's split/identity files now; stream the attribute file per pass."""
     partition = read_partition(open_label_file(root, options.partition, "partition")) if options.partition else None
     identities = read_two_column_int(open_label_file(root, options.identities, "identities")) if options.identities else {}
@@ -126,7 +130,8 @@ def open_celeba(root: Path, options: CelebAOptions) -> ReadFn:
             yield FaceRecord(image=image, id=name, split=split, attributes=attrs,
                              identity=None if identity is None else f"celeba/{identity}")
 
-    return read
+    rule = f"CelebA's official partition ({options.partition})" if partition else "none: every image is train (partition: null)"
+    return read, rule
 
 
 CELEBA = Reader(CelebAOptions, open_celeba)
@@ -186,15 +191,21 @@ def read_mapping(path: Path) -> dict[int, str]:
     return mapping
 
 
+def split_list(path: Path) -> list[tuple[str, str]]:
+    """The (where, name) entries of one split list: plain text, one name per line, or a `.pickle`."""
+    if path.suffix == ".pickle":
+        return [(f"{path} (item {i})", name) for i, name in enumerate(read_name_pickle(path))]
+    return [(f"{path}:{lineno}", token) for lineno, (token,) in read_table(path, 1)]
+
+
 def read_split_files(root: Path, split_files: dict[str, str]) -> dict[int, str]:
-    """Plain-text split lists (one HQ index or file name per line) -> {HQ idx: split}."""
+    """Split lists (one HQ index or file name per entry) -> {HQ idx: split}."""
     out: dict[int, str] = {}
     for split, name in split_files.items():
-        path = open_label_file(root, name, f"split_files.{split}")
-        for lineno, (token,) in read_table(path, 1):
-            idx = hq_index(token, f"{path}:{lineno}")
+        for where, token in split_list(open_label_file(root, name, f"split_files.{split}")):
+            idx = hq_index(token, where)
             if out.get(idx, split) != split:
-                raise UserError(f"{path}:{lineno}: image {idx} is also listed for {out[idx]}")
+                raise UserError(f"{where}: image {idx} is also listed for {out[idx]}")
             out[idx] = split
     return out
 
@@ -220,6 +231,15 @@ class CelebAHQLabels:
         # Hash the HQ index, not the path: every HQ-based source (celebahq, mmcelebahq,
         # celebatext) then puts one image in the same split, so a mixture of them cannot leak.
         return hash_split(f"celebahq/{idx}", self.options.split_ratios)
+
+    @property
+    def split_rule(self) -> str:
+        """Which rule `split_of` applies, in words."""
+        if self.options.split_files:
+            return "split_files (" + ", ".join(f"{s}: {f}" for s, f in self.options.split_files.items()) + ")"
+        if self.partition:
+            return f"CelebA's official partition ({self.options.celeba_partition}) through the mapping"
+        return f"a SHA-1 hash of the HQ index, split_ratios {self.options.split_ratios} (no split files given)"
 
     def image(self, idx: int) -> str:
         return f"{self.options.images}/{self.options.image_name.format(idx=idx)}"
@@ -260,7 +280,7 @@ def load_hq_labels(root: Path, options: CelebAHQOptions) -> CelebAHQLabels:
     )
 
 
-def open_celebahq(root: Path, options: CelebAHQOptions) -> ReadFn:
+def open_celebahq(root: Path, options: CelebAHQOptions) -> Opened:
     """The HQ images are those the mapping lists, else those the attribute file lists."""
     labels = load_hq_labels(root, options)
     indices = sorted(labels.mapping or labels.attributes)
@@ -276,7 +296,7 @@ def open_celebahq(root: Path, options: CelebAHQOptions) -> ReadFn:
             elif own == split and check_image(root, labels.image(idx), options, stats, where):
                 yield labels.record(idx, split)
 
-    return read
+    return read, labels.split_rule
 
 
 CELEBAHQ = Reader(CelebAHQOptions, open_celebahq)

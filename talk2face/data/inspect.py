@@ -1,6 +1,6 @@
 """`talk2face data inspect SPEC`: what a source (or a mixture) holds, before training on it.
 
-Prints, per split: the record count; how many records carry each label; attribute positives
+Prints the split rule the source applies, then, per split: the record count; how many records carry each label; attribute positives
 (count and share of the labelled records); an age histogram in 10-year bins; caption counts;
 the values of string labels in `extra` (e.g. UTKFace's race); what was skipped and why; then a
 sample record. For a mixture, each entry's weight, probability and tasks come first, with a
@@ -103,7 +103,7 @@ def _sample_json(record: FaceRecord) -> str:
 
 def format_summary(source: Source, summaries: dict[str, SplitSummary]) -> str:
     """The human-readable report of `summarize`."""
-    lines = [f"source {source.name!r} at {source.root}"]
+    lines = [f"source {source.name!r} at {source.root}", f"split rule: {source.split_rule}"]
     for split, s in summaries.items():
         lines.append(f"\n[{split}] {s.records} records")
         if not s.records:

@@ -83,17 +83,19 @@ class SourceOptions:
 
 
 ReadFn = Callable[[str, ReadStats], Iterator[FaceRecord]]  # (split, stats) -> records
+Opened = tuple[ReadFn, str]  # the read function and the split rule in words (`data inspect` says it)
 
 
 @dataclass(frozen=True)
 class Reader:
     """One published layout: its options dataclass and how to open it.
 
-    `open(root, options)` parses the label files once and returns the per-split read function.
+    `open(root, options)` parses the label files once and returns the per-split read function
+    and which split rule it applies.
     """
 
     options: type[SourceOptions]
-    open: Callable[[Path, Any], ReadFn]
+    open: Callable[[Path, Any], Opened]
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Source:
     name: str
     root: Path
     read: ReadFn
+    split_rule: str  # how records are assigned to splits, in words
     stats: dict[str, ReadStats] = field(default_factory=dict)  # split -> what its last pass skipped
 
     def records(self, split: str) -> Iterator[FaceRecord]:
@@ -344,10 +347,11 @@ def read_imagefolder(root: Path, split: str, options: SourceOptions | None = Non
             yield record
 
 
-def _open_imagefolder(root: Path, options: SourceOptions) -> ReadFn:
+def _open_imagefolder(root: Path, options: SourceOptions) -> Opened:
     if not root.is_dir():
         raise UserError(f"imagefolder root is not a folder: {root}")
-    return lambda split, stats: read_imagefolder(root, split, options, stats)
+    return (lambda split, stats: read_imagefolder(root, split, options, stats),
+            "the split folders (<split>/metadata.jsonl), else the 'split' field of metadata.jsonl")
 
 
 # ---------------------------------------------------------------------------- registry
@@ -405,10 +409,10 @@ def source_from_dict(cfg: dict[str, Any], base: Path, where: str) -> Source:
     if not root.is_dir():
         raise UserError(f"{where}: root is not a folder: {root}")
     try:
-        read = reader.open(root, options)
+        read, split_rule = reader.open(root, options)
     except ConfigError as err:
         raise UserError(f"{where}: {err}") from None
-    return Source(name, root, read)
+    return Source(name, root, read, split_rule)
 
 
 def open_source(spec: str | Path | dict[str, Any], base: Path | None = None) -> Source:
@@ -425,7 +429,7 @@ def open_source(spec: str | Path | dict[str, Any], base: Path | None = None) -> 
         return source_from_dict(spec, base, "source")
     path = base / spec
     if path.is_dir():
-        return Source(path.name, path.resolve(), _open_imagefolder(path.resolve(), SourceOptions()))
+        return Source(path.name, path.resolve(), *_open_imagefolder(path.resolve(), SourceOptions()))
     if not path.exists():
         raise UserError(f"data source not found: {path}")
     cfg = _load_yaml(path)

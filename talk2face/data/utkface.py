@@ -26,7 +26,7 @@ from pathlib import Path
 from talk2face.config import ConfigError
 from talk2face.data.record import MAX_AGE, FaceRecord
 from talk2face.data.sources import (
-    Reader, ReadFn, ReadStats, SourceOptions, check_image, check_ratios, hash_split, inside_root,
+    Opened, Reader, ReadStats, SourceOptions, check_image, check_ratios, hash_split, inside_root,
 )
 from talk2face.errors import UserError
 
@@ -66,7 +66,7 @@ def parse_name(name: str) -> tuple[int, bool, str] | None:
     return age, gender == 0, RACES[race]
 
 
-def open_utkface(root: Path, options: UTKFaceOptions) -> ReadFn:
+def open_utkface(root: Path, options: UTKFaceOptions) -> Opened:
     """List the image folder once (sorted, so passes are reproducible)."""
     folder = root / options.images
     if not folder.is_dir():
@@ -94,7 +94,7 @@ def open_utkface(root: Path, options: UTKFaceOptions) -> ReadFn:
             yield FaceRecord(image=rel, id=name, split=split, age=age, attributes={"Male": male},
                              extra={"race": race})
 
-    return read
+    return read, f"a SHA-1 hash of the file name, split_ratios {options.split_ratios} (UTKFace has no official split)"
 
 
 UTKFACE = Reader(UTKFaceOptions, open_utkface)
