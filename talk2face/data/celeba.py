@@ -41,7 +41,7 @@ from talk2face.data.name_pickle import read_name_pickle
 from talk2face.data.record import ATTRIBUTES, SPLITS, FaceRecord
 from talk2face.data.sources import (
     Opened, Reader, ReadStats, SourceOptions, check_image, check_ratios, hash_split,
-    open_label_file, read_partition, read_table, read_two_column_int,
+    open_label_file, read_partition, read_table, read_two_column_int, text_lines,
 )
 from talk2face.errors import UserError
 
@@ -55,30 +55,30 @@ def read_attribute_table(path: Path) -> Iterator[tuple[int, str, dict[str, bool]
         an iterator of (line number, file name, {attribute: bool}); checks every value, the
         names, and that the row count matches line 1 (a truncated download fails loudly).
     """
-    with path.open(encoding="utf-8") as f:
-        first, second = f.readline(), f.readline()
-        try:
-            expected = int(first.strip())
-        except ValueError:
-            raise UserError(f"{path}:1: expected the number of rows, got {first.strip()[:80]!r}") from None
-        names = second.split()
-        unknown = [n for n in names if n not in ATTRIBUTES]
-        if not names or unknown:
-            raise UserError(f"{path}:2: expected CelebA attribute names, got unknown {unknown or names}")
-        count = 0
-        for lineno, line in enumerate(f, 3):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != len(names) + 1:
-                raise UserError(f"{path}:{lineno}: expected a file name and {len(names)} values "
-                                f"(1 or -1), got {len(fields)} fields")
-            values = fields[1:]
-            bad = next((v for v in values if v not in ("1", "-1")), None)
-            if bad is not None:
-                raise UserError(f"{path}:{lineno}: attribute values must be 1 or -1, got {bad!r}")
-            count += 1
-            yield lineno, fields[0], {n: v == "1" for n, v in zip(names, values)}
+    lines = text_lines(path)
+    (_, first), (_, second) = next(lines, (1, "")), next(lines, (2, ""))
+    try:
+        expected = int(first.strip())
+    except ValueError:
+        raise UserError(f"{path}:1: expected the number of rows, got {first.strip()[:80]!r}") from None
+    names = second.split()
+    unknown = [n for n in names if n not in ATTRIBUTES]
+    if not names or unknown:
+        raise UserError(f"{path}:2: expected CelebA attribute names, got unknown {unknown or names}")
+    count = 0
+    for lineno, line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != len(names) + 1:
+            raise UserError(f"{path}:{lineno}: expected a file name and {len(names)} values "
+                            f"(1 or -1), got {len(fields)} fields")
+        values = fields[1:]
+        bad = next((v for v in values if v not in ("1", "-1")), None)
+        if bad is not None:
+            raise UserError(f"{path}:{lineno}: attribute values must be 1 or -1, got {bad!r}")
+        count += 1
+        yield lineno, fields[0], {n: v == "1" for n, v in zip(names, values)}
     if count != expected:
         raise UserError(f"{path}: line 1 says {expected} rows but the file has {count} "
                         "(truncated download? fix line 1 if you cut the file on purpose)")
@@ -178,8 +178,7 @@ def hq_index(token: str, where: str) -> int:
 
 def read_mapping(path: Path) -> dict[int, str]:
     """`CelebA-HQ-to-CelebA-mapping.txt` -> {HQ idx: CelebA file name}."""
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().split()
+    header = next(text_lines(path), (1, ""))[1].split()
     if header[:3] != ["idx", "orig_idx", "orig_file"]:
         raise UserError(f"{path}:1: expected the header 'idx orig_idx orig_file', got {' '.join(header)!r}")
     mapping = {}

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from talk2face.data.mixture import load_mixture, is_mixture_file
 from talk2face.data.record import ATTRIBUTES, SPLITS, FaceRecord
 from talk2face.data.sources import DataWarning, ReadStats, Source, open_source
+from talk2face.errors import UserError
 
 # The label each task trains from (templates decide the wording; this is only for the check).
 TASK_LABEL = {"text_to_face": "captions", "caption": "captions", "age": "age",
@@ -143,6 +144,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: must be at least 1 (leave it out to read every record)")
     splits = tuple(args.split) if args.split else SPLITS
     if is_mixture_file(args.spec):
         mixture = load_mixture(args.spec)

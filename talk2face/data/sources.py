@@ -203,21 +203,32 @@ def open_label_file(root: Path, name: str, key: str) -> Path:
     return path
 
 
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 label file, streamed; a line that is not UTF-8 raises
+    UserError naming the file, line and byte (not a UnicodeDecodeError without a line)."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise UserError(f"{path}:{lineno}: not UTF-8 text (byte {raw[err.start]:#04x} at column "
+                                f"{err.start + 1}); save the file as UTF-8") from None
+
+
 def read_table(path: Path, columns: int, header_lines: int = 0) -> Iterator[tuple[int, list[str]]]:
     """Whitespace-separated rows of exactly `columns` fields, after `header_lines` lines.
 
     Blank lines are skipped. Yields (line number, fields); a row with another field count raises
     UserError naming the file and line.
     """
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if lineno <= header_lines or not line.strip():
-                continue
-            fields = line.split()
-            if len(fields) != columns:
-                raise UserError(f"{path}:{lineno}: expected {columns} whitespace-separated fields, "
-                                f"got {len(fields)}: {line.strip()[:80]!r}")
-            yield lineno, fields
+    for lineno, line in text_lines(path):
+        if lineno <= header_lines or not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != columns:
+            raise UserError(f"{path}:{lineno}: expected {columns} whitespace-separated fields, "
+                            f"got {len(fields)}: {line.strip()[:80]!r}")
+        yield lineno, fields
 
 
 def read_two_column_int(path: Path) -> dict[str, int]:
@@ -327,24 +338,23 @@ def read_imagefolder(root: Path, split: str, options: SourceOptions | None = Non
         meta, prefix, filtered = root / "metadata.jsonl", "", True
         if not meta.is_file():
             return
-    with meta.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{meta}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{where}: not a JSON line: {err}") from None
-            record = _record_from_row(row, prefix, where)
-            if filtered and record.split != split:
-                continue
-            record.split = split
-            if not check_image(root, record.image, options, stats, where):
-                continue
-            if record.edit is not None and not check_image(root, record.edit.source, options, stats, where):
-                continue
-            yield record
+    for lineno, line in text_lines(meta):
+        if not line.strip():
+            continue
+        where = f"{meta}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{where}: not a JSON line: {err}") from None
+        record = _record_from_row(row, prefix, where)
+        if filtered and record.split != split:
+            continue
+        record.split = split
+        if not check_image(root, record.image, options, stats, where):
+            continue
+        if record.edit is not None and not check_image(root, record.edit.source, options, stats, where):
+            continue
+        yield record
 
 
 def _open_imagefolder(root: Path, options: SourceOptions) -> Opened:
@@ -379,7 +389,7 @@ def get_reader(kind: str) -> Reader:
 def _load_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid YAML: {err}") from None
 
 
