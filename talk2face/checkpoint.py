@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
 from talk2face import face_grid, prefix_lm
-from talk2face.errors import UserError
+from talk2face.errors import UserError, read_json
 
 VQGAN_SUBDIR = "vqgan"
 TEMPLATES_SUBDIR = "templates"
@@ -79,22 +79,40 @@ def check_checkpoint_folder(path: str | Path) -> Path:
     return path
 
 
+def read_card(path: Path) -> dict[str, Any]:
+    """The model card (talk2face.json) of a checkpoint folder, with the keys inference needs."""
+    card = read_json(path / CARD_FILE)
+    missing = [k for k in ("attributes", "max_length") if not isinstance(card, dict) or k not in card]
+    if missing:
+        raise UserError(f"{path / CARD_FILE}: missing key(s) {missing} (not written by talk2face.train)")
+    return card
+
+
 def load_decoder(path: Path) -> PreTrainedModel:
     """The decoder of a checkpoint folder, in eval mode, with the face-grid cells and the prefix-LM
     attention its config names."""
-    config = AutoConfig.from_pretrained(path)
+    read_json(path / "config.json")  # a malformed file is named here, not deep inside transformers
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (ValueError, KeyError, OSError) as err:
+        raise UserError(f"{path / 'config.json'}: not a transformers model config ({str(err).splitlines()[0]})") from None
     grid, prefix = getattr(config, "face_grid", None), getattr(config, "prefix_lm", None)
-    if grid:
-        model = face_grid.install(AutoModelForCausalLM.from_config(config), range(grid["image_start"], grid["image_stop"]),
-                                  grid["cells"])  # before the weights, which include the cells
-        missing, unexpected = model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
-        if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
-            raise UserError(f"{path / 'model.safetensors'}: weights do not match config.json "
-                            f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
-        if (path / "generation_config.json").exists():
-            model.generation_config = GenerationConfig.from_pretrained(path)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path)
+    weights = path / "model.safetensors"
+    try:
+        if grid:
+            model = face_grid.install(AutoModelForCausalLM.from_config(config), range(grid["image_start"], grid["image_stop"]),
+                                      grid["cells"])  # before the weights, which include the cells
+            missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
+        else:
+            model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True)
+            missing, unexpected = info["missing_keys"], info["unexpected_keys"]
+    except Exception as err:  # safetensors raises its own error type for a truncated or corrupt file
+        raise UserError(f"{weights}: not a readable safetensors file ({str(err).splitlines()[0]}); copy it again") from None
+    if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
+        raise UserError(f"{weights}: weights do not match config.json "
+                        f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
+    if grid and (path / "generation_config.json").exists():
+        model.generation_config = GenerationConfig.from_pretrained(path)
     if prefix:
         prefix_lm.install(model, prefix["sep_id"])
     return model.eval()

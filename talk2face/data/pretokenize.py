@@ -48,6 +48,7 @@ from talk2face.config import to_dict
 from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, SPLITS, EditInfo, FaceRecord
 from talk2face.data.sources import Source, open_source
+from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.fingerprint import weights_fingerprint
 
@@ -206,6 +207,7 @@ def tokenize(
     out = Path(out)
     if batch_size < 1 or shard_size < 1:
         raise UserError("--batch-size and --shard-size must be positive")
+    check_device(device)
     with exclusive(out):
         if out.exists():
             raise UserError(f"output folder already exists: {out} (delete it to tokenize again)")
