@@ -49,7 +49,9 @@ def save_checkpoint_folder(
     listed by the attribute task (ATTRIBUTES order), `max_length` (the context).
     """
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp, old = (out_dir.with_name(out_dir.name + suffix) for suffix in (".tmp", ".old"))
+    if old.exists() and not out_dir.exists():  # a save killed between the two renames below: undo it first
+        os.replace(old, out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     vocab.save_pretrained(tmp)
@@ -58,7 +60,6 @@ def save_checkpoint_folder(
     (tmp / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(train_config, sort_keys=False))
     (tmp / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     # the old folder stays until the new one is in place: a kill at any point leaves one of them whole
-    old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
         os.replace(out_dir, old)
@@ -71,6 +72,10 @@ def check_checkpoint_folder(path: str | Path) -> Path:
     """Raise a UserError naming what is missing if `path` is not a complete checkpoint folder."""
     path = Path(path)
     if not path.is_dir():
+        old = path.with_name(path.name + ".old")
+        if (old / CARD_FILE).is_file():
+            raise UserError(f"model folder not found: {path}; a save into it was interrupted and the previous "
+                            f"model is whole in {old}: rename it back, or let the next save do it")
         raise UserError(f"model folder not found: {path}")
     required = ["config.json", "model.safetensors", "tokenizer.json", CARD_FILE, f"{VQGAN_SUBDIR}/config.json", TEMPLATES_SUBDIR]
     missing = [name for name in required if not (path / name).exists()]
