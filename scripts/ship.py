@@ -116,9 +116,9 @@ def ship_evaluator(args: argparse.Namespace) -> None:
         f"({FaceEvaluator.fingerprint(dest)}), and it is not retrained while the models it judges change. "
         f"{size_mb:.1f} MB.", "",
         "## How it was made", "",
-        f"- Data: real SynFace faces only, seed 1, 40,000 faces (`talk2face synth --n 40000 --size 64 "
-        f"--out data/synface-judge --seed 1`): identities that no decoder or tokenizer training set uses (seed 0 "
-        f"and the extra decoder faces of seeds >= 2).",
+        "- Data: real SynFace faces only, seed 1, 40,000 faces (`talk2face synth --n 40000 --size 64 "
+        "--out data/synface-judge --seed 1`): identities that no decoder or tokenizer training set uses (seed 0 "
+        "and the extra decoder faces of seeds >= 2).",
         f"- Recipe: `OMP_NUM_THREADS=1 python -m talk2face.evaluation.train_evaluator {args.recipe} --data.source=data/synface-judge "
         f"--out={args.source}`, then `python scripts/ship.py evaluator {args.source} {args.dest} --recipe {args.recipe}`.",
         f"- Machine: {precision.get('hardware', cpu_model())}; {metrics['train_seconds']['value'] / 60:.1f} min of training; "

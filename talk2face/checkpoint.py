@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
 from talk2face import face_grid, prefix_lm
-from talk2face.errors import UserError
+from talk2face.errors import UserError, read_json
 from talk2face.fingerprint import weights_fingerprint
 
 VQGAN_SUBDIR = "vqgan"
@@ -52,7 +52,9 @@ def save_checkpoint_folder(
     listed by the attribute task (ATTRIBUTES order), `max_length` (the context).
     """
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp, old = (out_dir.with_name(out_dir.name + suffix) for suffix in (".tmp", ".old"))
+    if old.exists() and not out_dir.exists():  # a save killed between the two renames below: undo it first
+        os.replace(old, out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     vocab.save_pretrained(tmp)
@@ -61,7 +63,6 @@ def save_checkpoint_folder(
     (tmp / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(train_config, sort_keys=False))
     (tmp / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     # the old folder stays until the new one is in place: a kill at any point leaves one of them whole
-    old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
         os.replace(out_dir, old)
@@ -74,6 +75,10 @@ def check_checkpoint_folder(path: str | Path) -> Path:
     """Raise a UserError naming what is missing if `path` is not a complete checkpoint folder."""
     path = Path(path)
     if not path.is_dir():
+        old = path.with_name(path.name + ".old")
+        if (old / CARD_FILE).is_file():
+            raise UserError(f"model folder not found: {path}; a save into it was interrupted and the previous "
+                            f"model is whole in {old}: rename it back, or let the next save do it")
         raise UserError(f"model folder not found: {path}")
     required = ["config.json", "model.safetensors", "tokenizer.json", CARD_FILE, TEMPLATES_SUBDIR]
     missing = [name for name in required if not (path / name).exists()]
@@ -90,7 +95,7 @@ def vqgan_folder(path: Path) -> Path:
     tokenizer rather than a second copy), refused when those weights are not the ones it was trained on."""
     if (path / VQGAN_SUBDIR).exists():
         return path / VQGAN_SUBDIR
-    shared = json.loads((path / CARD_FILE).read_text()).get("vqgan")
+    shared = read_card(path).get("vqgan")
     if not shared:
         return path / VQGAN_SUBDIR  # reported missing by the caller
     folder = (path / shared["path"]).resolve()
@@ -100,23 +105,41 @@ def vqgan_folder(path: Path) -> Path:
     return folder
 
 
+def read_card(path: Path) -> dict[str, Any]:
+    """The model card (talk2face.json) of a checkpoint folder, with the keys inference needs."""
+    card = read_json(path / CARD_FILE)
+    missing = [k for k in ("attributes", "max_length") if not isinstance(card, dict) or k not in card]
+    if missing:
+        raise UserError(f"{path / CARD_FILE}: missing key(s) {missing} (not written by talk2face.train)")
+    return card
+
+
 def load_decoder(path: Path) -> PreTrainedModel:
     """The decoder of a checkpoint folder, in eval mode, with the face-grid cells and the prefix-LM
     attention its config names."""
-    config = AutoConfig.from_pretrained(path)
+    read_json(path / "config.json")  # a malformed file is named here, not deep inside transformers
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (ValueError, KeyError, OSError) as err:
+        raise UserError(f"{path / 'config.json'}: not a transformers model config ({str(err).splitlines()[0]})") from None
     grid, prefix = getattr(config, "face_grid", None), getattr(config, "prefix_lm", None)
-    if grid:
-        model = face_grid.install(AutoModelForCausalLM.from_config(config, dtype=torch.float32),
-                                  range(grid["image_start"], grid["image_stop"]),
-                                  grid["cells"])  # before the weights, which include the cells
-        missing, unexpected = model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
-        if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
-            raise UserError(f"{path / 'model.safetensors'}: weights do not match config.json "
-                            f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
-        if (path / "generation_config.json").exists():
-            model.generation_config = GenerationConfig.from_pretrained(path)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)  # fp16-stored weights train and run in fp32
+    weights = path / "model.safetensors"
+    try:
+        if grid:
+            # the cells go in before the weights, which include them
+            model = face_grid.install(AutoModelForCausalLM.from_config(config, dtype=torch.float32),
+                                      range(grid["image_start"], grid["image_stop"]), grid["cells"])
+            missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
+        else:
+            model, info = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+            missing, unexpected = info["missing_keys"], info["unexpected_keys"]
+    except Exception as err:  # safetensors raises its own error type for a truncated or corrupt file
+        raise UserError(f"{weights}: not a readable safetensors file ({str(err).splitlines()[0]}); copy it again") from None
+    if unexpected or set(missing) - {"lm_head.weight"}:  # the output embeddings are tied, not stored
+        raise UserError(f"{weights}: weights do not match config.json "
+                        f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
+    if grid and (path / "generation_config.json").exists():
+        model.generation_config = GenerationConfig.from_pretrained(path)
     if prefix:
         prefix_lm.install(model, prefix["sep_id"])
     return model.eval()

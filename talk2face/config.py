@@ -63,6 +63,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return value
     if hint in (int, float):
+        if isinstance(value, bool):  # int(True) == 1: a bare `true` would silently be a number
+            raise ConfigError(f"{where}: expected {hint.__name__}, got the boolean {value!r}")
         try:
             number = hint(value)
         except (TypeError, ValueError):
@@ -121,10 +123,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     if path is not None:
         where = str(path)
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")

@@ -16,8 +16,25 @@ text token inside an image span), every face here has exactly h*w image codes.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from transformers import LogitsProcessor
+
+from talk2face.errors import UserError
+
+
+def check_sampling(cfg_scale: float | None, temperature: float, top_k: int, top_p: float) -> None:
+    """Refuse sampling values that would otherwise be clamped or crash mid-generation (nan included)."""
+    rules = [
+        ("cfg_scale", cfg_scale, cfg_scale is None or (math.isfinite(cfg_scale) and cfg_scale >= 0), "a number >= 0 (1 = off)"),
+        ("temperature", temperature, math.isfinite(temperature) and temperature > 0, "a number > 0"),
+        ("top_k", top_k, top_k >= 0, "a whole number >= 0 (0 = off)"),
+        ("top_p", top_p, 0 < top_p <= 1, "in (0, 1] (1 = off)"),  # nan fails the comparison too
+    ]
+    for name, value, ok, rule in rules:
+        if not ok:
+            raise UserError(f"{name}={value}: must be {rule}")
 
 
 class AllowedRange(LogitsProcessor):

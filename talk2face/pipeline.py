@@ -15,7 +15,6 @@ number of forward passes, never by sampling.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -26,17 +25,25 @@ import torch
 from PIL import Image
 from transformers import CompileConfig, PreTrainedModel
 
-from talk2face.checkpoint import CARD_FILE, TEMPLATES_SUBDIR, check_checkpoint_folder, load_decoder, vqgan_folder
+from talk2face.checkpoint import TEMPLATES_SUBDIR, check_checkpoint_folder, load_decoder, read_card, vqgan_folder
 from talk2face.data.images import ImageInput, load_images, to_pil
 from talk2face.data.record import ATTRIBUTES
+from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.edit_regions import regenerated_cells, target_phrase
-from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes
+from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, check_sampling
 from talk2face.lexicon import Lexicon, vocabulary_words
 from talk2face.sequences import SequenceBuilder
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN
+
+
+def _refuse_empty(texts: Sequence[str], what: str) -> None:
+    """A blank prompt is a mistake, not a request for an unconditional sample (say what is wanted)."""
+    blank = [i for i, t in enumerate(texts) if not t.strip()]
+    if blank:
+        raise UserError(f"the {what} is empty (number {blank[0] + 1} of {len(texts)}): write what you want")
 
 
 class Talk2Face:
@@ -89,7 +96,8 @@ class Talk2Face:
                 was measured on, bf16 generation ran 1.25x slower: python -m talk2face.bench_generation).
         """
         path = check_checkpoint_folder(path)
-        card = json.loads((path / CARD_FILE).read_text())
+        device = check_device(device)
+        card = read_card(path)
         model = load_decoder(path).to(device)
         vqgan = VQGAN.from_pretrained(vqgan_folder(path), device=device)
         if bf16 is None:
@@ -167,6 +175,7 @@ class Talk2Face:
         `keep` = (source codes (B, h*w), mask (B, h*w)): where the mask is set, the source code is
         forced instead of sampled.
         """
+        check_sampling(cfg_scale, temperature, top_k, top_p)
         n = self.n_image_tokens
         guided = uncond is not None and cfg_scale is not None and cfg_scale != 1.0
         generator = torch.Generator(self.device)
@@ -234,7 +243,10 @@ class Talk2Face:
             len(texts) * num_samples PIL images, the samples of each text together.
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
-        per_text = num_samples * max(rerank, 1)
+        _refuse_empty(texts, "description")
+        if num_samples < 1 or rerank < 1:
+            raise UserError(f"num_samples={num_samples}, rerank={rerank}: both must be at least 1")
+        per_text = num_samples * rerank
         read = [self.free_text(t) for t in texts]
         cond = [self._task_prompt("text_to_face", text=t) for t in read for _ in range(per_text)]
         uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(cond)
@@ -259,6 +271,7 @@ class Talk2Face:
             the edited faces, one per image.
         """
         instructions = [instructions] * len(images) if isinstance(instructions, str) else list(instructions)
+        _refuse_empty(instructions, "instruction")
         if len(instructions) != len(images):
             raise UserError(f"edit: {len(images)} images but {len(instructions)} instructions")
         faces = self.encode_faces(images)
@@ -386,6 +399,7 @@ class Talk2Face:
         The model's first answer token decides the modality: `<boi>` starts a face (returned as a
         PIL image), anything else text (returned as a string).
         """
+        _refuse_empty([template], "template")
         if "face" in fields:
             faces = fields["face"] if isinstance(fields["face"], (list, tuple)) else [fields["face"]]
             fields["face"] = self.encode_faces(faces)

@@ -11,6 +11,7 @@ checkpoint skips the batches already seen and continues the exact data order and
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -23,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
-from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -38,10 +38,11 @@ from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
 from talk2face.precision import resolve as resolve_precision
 from talk2face.precision import step_probe
+from talk2face.precision import validate as validate_precision
 from talk2face.schedule import warmup_cosine
 from talk2face.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, collate
 from talk2face.templates import Templates
-from talk2face.vocab import Vocab
+from talk2face.vocab import Vocab, read_tokenizer
 from talk2face.vqgan import VQGAN
 
 
@@ -277,7 +278,7 @@ def checkpoints_dir(cfg: TrainConfig) -> Path:
 
 
 def find_resume(cfg: TrainConfig) -> Path | None:
-    """The checkpoint folder `cfg.resume` points to ("latest" = highest step), or None."""
+    """The checkpoint folder `cfg.resume` points to ("latest" = the highest complete step), or None."""
     if cfg.resume is None:
         return None
     if cfg.resume != "latest":
@@ -285,8 +286,36 @@ def find_resume(cfg: TrainConfig) -> Path | None:
         if not (path / "trainer_state.json").exists():
             raise UserError(f"--resume={cfg.resume}: not a training checkpoint (no trainer_state.json)")
         return path
-    done = sorted(checkpoints_dir(cfg).glob("step_*[0-9]"))  # complete ones only: *.tmp never matches
-    return done[-1] if done else None
+    for path in sorted(checkpoints_dir(cfg).glob("step_*[0-9]"), reverse=True):  # *.tmp never matches
+        if (path / "trainer_state.json").is_file():
+            return path
+        print(f"skipping {path}: no trainer_state.json (an incomplete or damaged checkpoint)", file=sys.stderr)
+    return None
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse, before any work, the values training would fail on late or train wrongly with."""
+    positive = {"batch_size": cfg.batch_size, "save_every": cfg.save_every, "eval_every": cfg.eval_every,
+                "log_every": cfg.log_every, "keep_checkpoints": cfg.keep_checkpoints,
+                "optim.max_steps": cfg.optim.max_steps, "optim.grad_accum": cfg.optim.grad_accum}
+    for key, value in positive.items():
+        if value < 1:
+            raise UserError(f"{key}={value}: must be at least 1")
+    if not (math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0):
+        raise UserError(f"optim.lr={cfg.optim.lr}: must be a positive number")
+    validate_precision(cfg.mixed_precision)
+    if not cfg.data.sources:
+        raise UserError("data.sources is empty: name at least one pre-tokenized folder")
+    if cfg.data.answer_loss not in ("answer", "token"):
+        raise UserError(f"data.answer_loss={cfg.data.answer_loss!r} is not 'answer' or 'token'")
+    if cfg.prefix_lm and cfg.data.prompt_face_loss > 0:
+        raise UserError(f"prefix_lm=true with data.prompt_face_loss={cfg.data.prompt_face_loss}: a prompt code sees "
+                        "itself through the prefix's bidirectional attention; set data.prompt_face_loss=0")
+    out = Path(cfg.output_dir)
+    earlier = [p.name for p in (out / "final", checkpoints_dir(cfg)) if p.exists()]
+    if cfg.resume is None and earlier:
+        raise UserError(f"output_dir={out} already holds a run ({', '.join(earlier)}): pass --resume=latest to "
+                        "continue it, or choose another output_dir")
 
 
 def save_training_state(accelerator: Accelerator, cfg: TrainConfig, step: int) -> None:
@@ -321,19 +350,13 @@ class TrainResult:
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) the training described by `cfg`."""
-    if not cfg.data.sources:
-        raise UserError("data.sources is empty: name at least one pre-tokenized folder")
-    if cfg.data.answer_loss not in ("answer", "token"):
-        raise UserError(f"data.answer_loss={cfg.data.answer_loss!r} is not 'answer' or 'token'")
-    if cfg.prefix_lm and cfg.data.prompt_face_loss > 0:
-        raise UserError(f"prefix_lm=true with data.prompt_face_loss={cfg.data.prompt_face_loss}: a prompt code sees "
-                        "itself through the prefix's bidirectional attention; set data.prompt_face_loss=0")
+    check_config(cfg)
 
     # the processes and device (the Accelerator waits for the precision); without a GPU, processes
     # started by torchrun join over gloo (accelerate's MULTI_CPU asks for cpu=True)
     state = PartialState(cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
-    vocab = Vocab(Tokenizer.from_file(cfg.data.text_tokenizer), n_codes=load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"])
+    vocab = Vocab(read_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), n_codes=load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"])
     templates = Templates.load(cfg.data.templates)
 
     builder, tables = build_data(cfg, vocab, templates, "train", cfg.data.cfg_dropout)
@@ -462,8 +485,15 @@ def main(argv: list[str] | None = None) -> TrainResult:
     return train(load_config(TrainConfig, argv[0], argv[1:]))
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
+    """`python -m talk2face.train`: a user's mistake prints one line and exits 2, never a traceback."""
     try:
-        main()
+        main(argv)
     except UserError as err:
-        sys.exit(f"talk2face.train: error: {err}")
+        print(f"talk2face.train: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -28,13 +28,24 @@ import numpy as np
 import torch
 from tokenizers import AddedToken, Tokenizer
 
-from talk2face.errors import UserError
+from talk2face.errors import UserError, read_json
 
 PAD, BOS, EOS, SEP, BOI, EOI, FACE = "<pad>", "<bos>", "<eos>", "<sep>", "<boi>", "<eoi>", "<face>"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, SEP, BOI, EOI, FACE)
 UNK = "<unk>"  # the text tokenizer's own unknown token (id 0), see text_tokenizer.py
 MAX_NUMBER = 120  # whole numbers 0..MAX_NUMBER are single tokens (ages; see text_tokenizer.py)
 VOCAB_META_KEY = "talk2face_n_codes"  # extra key in tokenizer_config.json
+
+
+def read_tokenizer(path: str | Path, what: str) -> Tokenizer:
+    """A `tokenizers` JSON file; a missing or malformed one raises UserError naming it and `what` it is."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what}: tokenizer file not found: {path}")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception for a malformed file
+        raise UserError(f"{path}: not a tokenizers JSON file ({str(err).splitlines()[0]})") from None
 
 
 def image_token(code: int) -> str:
@@ -190,17 +201,17 @@ class Vocab:
         for f in (tok_file, cfg_file):
             if not f.exists():
                 raise UserError(f"not a vocabulary folder: {f} is missing")
-        config = json.loads(cfg_file.read_text())
-        if VOCAB_META_KEY not in config:
+        config = read_json(cfg_file)
+        if not isinstance(config, dict) or VOCAB_META_KEY not in config:
             raise UserError(f"{cfg_file}: missing key {VOCAB_META_KEY!r} (not written by talk2face.vocab)")
-        unified = json.loads(tok_file.read_text())
+        saved = read_tokenizer(tok_file, "the vocabulary").get_vocab(with_added_tokens=True)  # checks the file
+        unified = read_json(tok_file)
         pad = next((t["id"] for t in unified.get("added_tokens", []) if t["content"] == PAD), None)
         if pad is None:
             raise UserError(f"{tok_file}: has no {PAD} token")
         # the text tokenizer is the unified one minus everything from <pad> on
         unified["added_tokens"] = [t for t in unified["added_tokens"] if t["id"] < pad]
         vocab = cls(Tokenizer.from_str(json.dumps(unified)), int(config[VOCAB_META_KEY]))
-        saved = Tokenizer.from_file(str(tok_file)).get_vocab(with_added_tokens=True)
         if saved != vocab.tokenizer.get_vocab(with_added_tokens=True):
             raise UserError(f"{tok_file}: token ids do not follow the talk2face layout")
         return vocab

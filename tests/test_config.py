@@ -46,3 +46,9 @@ def test_bare_yaml_boolean_for_a_string_asks_for_quotes(tmp_path):
     path.write_text("inner: {mode: no}\n")
     with pytest.raises(ConfigError, match="quote"):
         load_config(Outer, path)
+
+
+@pytest.mark.parametrize("override", ["--steps=true", "--inner.lr=false"])
+def test_a_boolean_is_not_a_number(override):
+    with pytest.raises(ConfigError, match="boolean"):
+        load_config(Outer, None, [override])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -110,6 +111,44 @@ def test_tokenize_resumes_after_interruption(setup, monkeypatch):
     b, _ = pretok.load_tokenized(tmp / "out")
     for split in ("train", "test"):
         assert a[split].to_list() == b[split].to_list()
+
+
+def test_a_source_edited_after_a_kill_is_refused_not_mixed(setup, monkeypatch):
+    vq_dir, src, tmp = setup
+    real = pretok.encode_records
+
+    def kill(*args):
+        raise KeyboardInterrupt
+
+    def killed_after_one_shard(*args):
+        monkeypatch.setattr(pretok, "encode_records", kill)
+        return real(*args)
+
+    monkeypatch.setattr(pretok, "encode_records", killed_after_one_shard)
+    with pytest.raises(KeyboardInterrupt):
+        pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    monkeypatch.setattr(pretok, "encode_records", real)
+    meta = src / "train" / "metadata.jsonl"
+    meta.write_text(meta.read_text().replace('"face 5"', '"face five"'))  # a relabelled record
+    with pytest.raises(UserError, match=r"changed since the unfinished run in .*out.partial began"):
+        pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    meta.write_text(meta.read_text().replace('"face five"', '"face 5"'))
+    Image.new("RGB", (16, 16)).save(src / "train" / "6.png")  # a replaced image
+    with pytest.raises(UserError, match="changed since the unfinished run"):
+        pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    assert not (tmp / "out").exists()
+
+
+def test_a_second_run_into_the_same_out_is_refused(setup, capsys):
+    vq_dir, src, tmp = setup
+    with (tmp / "out.lock").open("w") as held:  # as a running tokenize holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert cli_main(["tokenize", "--vqgan", str(vq_dir), "--data", str(src), "--out", str(tmp / "out")]) == 2
+        err = capsys.readouterr().err
+        assert "another `talk2face tokenize` is writing" in err and "out.lock" in err and "Traceback" not in err
+        assert not (tmp / "out.partial").exists()
+    pretok.tokenize(vq_dir, src, tmp / "out", batch_size=4)  # once it is released
+    assert (tmp / "out").is_dir() and not (tmp / "out.lock").exists()
 
 
 def test_tokenize_errors(setup):

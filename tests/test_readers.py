@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -253,6 +255,45 @@ def test_mmcelebahq_unlisted_empty_and_bad_split_files(mmceleba: Path) -> None:
         open_source(write_yaml(mmceleba / "v.yaml", "type: mmcelebahq\nroot: .\nsplit_files: {val: test.txt}\n"))
 
 
+class _Hostile:
+    """Pickles as a call of os.system: loading it with pickle.load would run a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_mmcelebahq_official_pickled_split_is_used_and_said(mmceleba: Path, capsys) -> None:
+    for split, names in (("train", ["0", "1.jpg", "2"]), ("test", ["3"])):
+        (mmceleba / split).mkdir()
+        (mmceleba / split / "filenames.pickle").write_bytes(pickle.dumps(names, protocol=2))
+    spec = write_yaml(mmceleba / "mm.yaml", "type: mmcelebahq\nroot: .\n")
+    records = read_all(open_source(spec))
+    assert [r.id for r in records["train"]] == ["0", "1", "2"] and [r.id for r in records["test"]] == ["3"]
+    assert main(["data", "inspect", str(spec)]) == 0
+    assert "split rule: split_files (train: train/filenames.pickle, test: test/filenames.pickle)" in capsys.readouterr().out
+    (mmceleba / "test" / "filenames.pickle").unlink()
+    (mmceleba / "train" / "filenames.pickle").unlink()
+    assert main(["data", "inspect", str(spec)]) == 0
+    assert "split rule: a SHA-1 hash of the HQ index" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [
+    (lambda marker: _Hostile(marker), r"refused.*global posix.system.*nothing in it ran"),
+    (lambda marker: {"0": "train"}, r"expected a pickled list of file names, got dict"),
+    (lambda marker: [0, 1], r"expected a pickled list of file names, got list"),
+])
+def test_mmcelebahq_pickle_that_is_not_a_name_list_is_refused(mmceleba: Path, tmp_path: Path, content, message) -> None:
+    marker = tmp_path / "ran"
+    (mmceleba / "train").mkdir()
+    (mmceleba / "train" / "filenames.pickle").write_bytes(pickle.dumps(content(marker)))
+    with pytest.raises(UserError, match=r"train/filenames.pickle: " + message):
+        open_source(write_yaml(mmceleba / "mm.yaml", "type: mmcelebahq\nroot: .\n"))
+    assert not marker.exists()
+
+
 def test_caption_text_cleanup(tmp_path: Path) -> None:
     path = tmp_path / "7.txt"
     path.write_bytes("She has \ufffd\ufffdbig lips.\n\n  He wears  glasses. \n".encode() + b"bad \xff byte\n")
@@ -382,6 +423,10 @@ def test_imagefolder_top_level_metadata_by_split_field(tmp_path: Path) -> None:
     ({"id": "a"}, "missing key 'file_name'"),
     ({"file_name": "a.png", "agee": 3}, r"unknown key\(s\) \['agee'\]"),
     ({"file_name": "a.png", "age": "thirty"}, "'age' must be a whole number"),
+    ({"file_name": "a.png", "age": -1}, r"'age' must be a whole number of years 0..120 .*-1"),
+    ({"file_name": "a.png", "age": 121}, r"0..120 .*121"),
+    ({"file_name": "a.png", "age": 3000000000}, r"0..120 .*3000000000"),
+    ({"file_name": "a.png", "age": 3e9}, r"0..120 .*3000000000.0"),
     ({"file_name": "a.png", "attributes": {"Smiling": 1}}, "'attributes' must map"),
     ({"file_name": "a.png", "attributes": {"Smilling": True}}, "unknown attribute names"),
     ({"file_name": "a.png", "captions": "a face"}, "'captions' must be a list"),
@@ -449,3 +494,18 @@ def test_inspect_prints_counts_per_split_and_label(utkface: Path, celeba: Path, 
 def test_inspect_reports_user_errors_without_traceback(tmp_path: Path, capsys) -> None:
     assert main(["data", "inspect", str(tmp_path / "missing.yaml")]) == 2
     assert "data source not found" in capsys.readouterr().err
+
+
+def test_a_link_out_of_the_data_root_is_refused(tmp_path: Path, utkface: Path) -> None:
+    outside = tmp_path / "elsewhere.jpg"
+    write_image(outside)
+    root = tmp_path / "linked"
+    write_image(root / "train" / "a.png")
+    (root / "train" / "b.png").symlink_to(outside)
+    (root / "train" / "c.png").symlink_to(root / "train" / "a.png")  # a link that stays inside is fine
+    write_metadata(root / "train" / "metadata.jsonl", [{"file_name": "c.png"}, {"file_name": "b.png"}])
+    with pytest.raises(UserError, match=r"metadata.jsonl:2: .*b.png is a link to .*elsewhere.jpg, outside the data root"):
+        list(open_source(root).records("train"))
+    (utkface / "UTKFace" / "30_0_0_20170116174525125.jpg.chip.jpg").symlink_to(outside)
+    with pytest.raises(UserError, match=r"30_0_0_.*is a link to .*elsewhere.jpg, outside the data root"):
+        open_source(write_yaml(utkface / "u.yaml", "type: utkface\nroot: .\n"))

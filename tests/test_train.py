@@ -1,7 +1,6 @@
 """The training loop: a complete checkpoint folder, exact resume, NaN stop, clear config errors."""
 
 import json
-import math
 import shutil
 from types import SimpleNamespace
 
@@ -11,6 +10,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from conftest import tiny_train_args
 from talk2face.config import ConfigError
+from talk2face.errors import UserError
 from talk2face.train import find_resume, load_config, main, TrainConfig
 
 
@@ -38,11 +38,14 @@ def test_resume_continues_with_the_same_losses(tiny_world, tmp_path):
     assert resumed.losses == pytest.approx(full.losses[5:], rel=1e-5)
 
 
-def test_half_written_checkpoint_is_never_resumed(tmp_path):
+def test_half_written_checkpoint_is_never_resumed(tmp_path, capsys):
     cfg = TrainConfig(output_dir=str(tmp_path), resume="latest")
     (tmp_path / "checkpoints" / "step_00000005").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step_00000005" / "trainer_state.json").write_text('{"step": 5}')
+    (tmp_path / "checkpoints" / "step_00000008").mkdir()  # damaged: no trainer_state.json
     (tmp_path / "checkpoints" / "step_00000010.tmp").mkdir()
     assert find_resume(cfg).name == "step_00000005"
+    assert "skipping " in (err := capsys.readouterr().err) and "step_00000008: no trainer_state.json" in err
 
 
 def test_nan_loss_stops_before_the_update_and_no_checkpoint_is_poisoned(tiny_world, tmp_path):
@@ -56,6 +59,18 @@ def test_nan_loss_stops_before_the_update_and_no_checkpoint_is_poisoned(tiny_wor
     for checkpoint in saved:
         weights = load_file(str(checkpoint / "model.safetensors"))
         assert all(torch.isfinite(w).all() for w in weights.values()), checkpoint
+
+
+def test_resume_checks_the_vqgan_the_codes_were_made_with(tiny_world, tmp_path):
+    from talk2face.vqgan import VQGAN
+
+    run = tmp_path / "run"
+    main(tiny_train_args(tiny_world, run, "--optim.max_steps=4", "--save_every=2"))
+    other = tmp_path / "other_vqgan"  # same architecture and n_codes, other weights
+    torch.manual_seed(1)
+    VQGAN(VQGAN.from_pretrained(tiny_world["vqgan"]).config).save_pretrained(other)
+    with pytest.raises(UserError, match=r"was tokenized by the VQGAN .* but data.vqgan is .*other_vqgan"):
+        main(tiny_train_args(tiny_world, run, "--optim.max_steps=4", "--resume=latest", f"--data.vqgan={other}"))
 
 
 def test_unknown_config_key_is_named(tmp_path):

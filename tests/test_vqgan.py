@@ -184,6 +184,20 @@ def test_official_checkpoint_mismatch_is_named(tmp_path):
     assert "quantize.embedding.weight: file (32, 4) vs model (16, 4)" in message
 
 
+def test_a_legacy_format_checkpoint_loads_and_what_weights_only_refuses_is_named(tmp_path):
+    from talk2face.vqgan.taming_checkpoint import read_checkpoint
+
+    legacy = tmp_path / "legacy.ckpt"  # torch < 1.6 format: Lightning's callback class in it too
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "callbacks": {FakeModelCheckpoint: {}}}, legacy,
+               _use_new_zipfile_serialization=False)
+    assert torch.equal(read_checkpoint(legacy)["state_dict"]["w"], torch.zeros(2))
+    old_pickle = tmp_path / "protocol0.ckpt"  # an opcode the weights-only unpickler does not run
+    torch.save({"state_dict": {}, "hparams": FakeModelCheckpoint()}, old_pickle, pickle_protocol=0,
+               _use_new_zipfile_serialization=False)
+    with pytest.raises(UserError, match=r"protocol0.ckpt: not a readable PyTorch checkpoint \(torch.load weights_only=True\): Unsupported operand"):
+        read_checkpoint(old_pickle)
+
+
 def test_not_a_taming_checkpoint(tmp_path):
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint at all")

@@ -11,12 +11,13 @@ Multi-Modal-CelebA-HQ (`type: mmcelebahq`; TediGAN's release, 10 grammar-written
     text/celeba-caption/0.txt ...
     CelebA-HQ-to-CelebA-mapping.txt
     CelebAMask-HQ-attribute-anno.txt
-    train/filenames.pickle, test/filenames.pickle   -- pickles: never loaded by this project
+    train/filenames.pickle, test/filenames.pickle   -- the official split: lists of image names
 
-Its split lists are pickles, which this project never unpickles (a pickle can run code). Either
-list the images in plain text (`split_files: {train: train.txt, test: test.txt}`, one index or
-file name per line) or leave `split_files` empty: then CelebA's official partition applies via
-the mapping when `celeba_partition` is set, else the hash split (see talk2face.data.celeba).
+The official split lists are pickles. When present they are the split (the default
+`split_files`), read by a restricted unpickler that admits only a list of strings and refuses
+any other content, so a hostile copy runs nothing (talk2face.data.name_pickle). Without them
+(or with `official_split_files: {}`), CelebA's official partition applies via the mapping
+when `celeba_partition` is set, else the hash split (see talk2face.data.celeba).
 
 CelebAText-HQ (`type: celebatext`; SEA-T2F's release, 15,010 images, 10 human captions each):
 
@@ -32,6 +33,7 @@ run of them becomes one space, as the data set's own loader does.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from pathlib import Path
 from talk2face.config import ConfigError
 from talk2face.data.celeba import CelebAHQOptions, hq_index, load_hq_labels
 from talk2face.data.record import FaceRecord
-from talk2face.data.sources import Reader, ReadFn, ReadStats, check_image
+from talk2face.data.sources import Opened, Reader, ReadStats, check_image, inside_root
 from talk2face.errors import UserError
 
 _REPLACEMENT = re.compile("\ufffd+")
@@ -58,6 +60,9 @@ class CaptionOptions(CelebAHQOptions):
     """CelebA-HQ options plus where the caption files are."""
 
     captions: str = "text/celeba-caption"  # folder of <idx>.txt files
+    # the release's own split lists: the split_files when split_files is not set and they exist
+    official_split_files: dict[str, str] = field(
+        default_factory=lambda: {"train": "train/filenames.pickle", "test": "test/filenames.pickle"})
 
 
 @dataclass
@@ -69,16 +74,20 @@ class CelebATextOptions(CaptionOptions):
     mapping: str | None = None  # not shipped with CelebAText-HQ; point it at CelebAMask-HQ's
     split_files: dict[str, str] = field(
         default_factory=lambda: {"train": "data_flist/train.flist", "test": "data_flist/test.flist"})
+    official_split_files: dict[str, str] = field(default_factory=dict)  # they are its split_files
 
 
-def open_captions(root: Path, options: CaptionOptions) -> ReadFn:
+def open_captions(root: Path, options: CaptionOptions) -> Opened:
     """Index the caption folder and parse the HQ label files once."""
+    official = {s: f for s, f in options.official_split_files.items() if (root / f).is_file()}
+    if official and not options.split_files:
+        options = dataclasses.replace(options, split_files=official)
     folder = root / options.captions
     if not folder.is_dir():
         raise ConfigError(f"captions: folder not found: {folder}")
     files = {}
     for path in folder.glob("*.txt"):
-        files[hq_index(path.name, str(path))] = path
+        files[hq_index(path.name, str(path))] = inside_root(root, path.relative_to(root).as_posix(), str(path))
     if not files:
         raise UserError(f"{folder}: no caption files (<idx>.txt) found")
     labels = load_hq_labels(root, options)
@@ -99,7 +108,7 @@ def open_captions(root: Path, options: CaptionOptions) -> ReadFn:
             record.captions = captions
             yield record
 
-    return read
+    return read, labels.split_rule
 
 
 MMCELEBAHQ = Reader(CaptionOptions, open_captions)

@@ -17,10 +17,13 @@ CelebA-HQ (`type: celebahq`), root as unpacked from CelebAMask-HQ:
 CelebA's own label files can be attached to HQ images through the mapping (`celeba_attributes`,
 `celeba_partition`, `celeba_identities`, paths relative to the root or absolute).
 
-Split rule for CelebA-HQ and the caption sets built on it (first that applies):
+Split rule for CelebA-HQ and the caption sets built on it (first that applies; `talk2face data
+inspect` names the one used):
   1. `split_files`: plain-text lists, one HQ index or file name per line (`0`, `0.jpg`, `0.txt`,
-     or a path ending in one, as CelebAText-HQ's `data_flist/*.flist`); an image in no list is
-     skipped and counted.
+     or a path ending in one, as CelebAText-HQ's `data_flist/*.flist`), or a `.pickle` of such a
+     list (read by talk2face.data.name_pickle, which runs nothing); an image in no list is
+     skipped and counted. Multi-Modal-CelebA-HQ's official `train/filenames.pickle` and
+     `test/filenames.pickle` are its default `split_files` when present.
   2. `celeba_partition` + mapping: the image's CelebA original keeps its official split (the
      split everyone reports on; no CelebA identity crosses it).
   3. otherwise a SHA-1 hash of the HQ index with `split_ratios` (default 0.9/0.05/0.05), the
@@ -34,10 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from talk2face.config import ConfigError
+from talk2face.data.name_pickle import read_name_pickle
 from talk2face.data.record import ATTRIBUTES, SPLITS, FaceRecord
 from talk2face.data.sources import (
-    Reader, ReadFn, ReadStats, SourceOptions, check_image, check_ratios, hash_split,
-    open_label_file, read_partition, read_table, read_two_column_int,
+    Opened, Reader, ReadStats, SourceOptions, check_image, check_ratios, hash_split,
+    open_label_file, read_partition, read_table, read_two_column_int, text_lines,
 )
 from talk2face.errors import UserError
 
@@ -51,30 +55,30 @@ def read_attribute_table(path: Path) -> Iterator[tuple[int, str, dict[str, bool]
         an iterator of (line number, file name, {attribute: bool}); checks every value, the
         names, and that the row count matches line 1 (a truncated download fails loudly).
     """
-    with path.open(encoding="utf-8") as f:
-        first, second = f.readline(), f.readline()
-        try:
-            expected = int(first.strip())
-        except ValueError:
-            raise UserError(f"{path}:1: expected the number of rows, got {first.strip()[:80]!r}") from None
-        names = second.split()
-        unknown = [n for n in names if n not in ATTRIBUTES]
-        if not names or unknown:
-            raise UserError(f"{path}:2: expected CelebA attribute names, got unknown {unknown or names}")
-        count = 0
-        for lineno, line in enumerate(f, 3):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != len(names) + 1:
-                raise UserError(f"{path}:{lineno}: expected a file name and {len(names)} values "
-                                f"(1 or -1), got {len(fields)} fields")
-            values = fields[1:]
-            bad = next((v for v in values if v not in ("1", "-1")), None)
-            if bad is not None:
-                raise UserError(f"{path}:{lineno}: attribute values must be 1 or -1, got {bad!r}")
-            count += 1
-            yield lineno, fields[0], {n: v == "1" for n, v in zip(names, values)}
+    lines = text_lines(path)
+    (_, first), (_, second) = next(lines, (1, "")), next(lines, (2, ""))
+    try:
+        expected = int(first.strip())
+    except ValueError:
+        raise UserError(f"{path}:1: expected the number of rows, got {first.strip()[:80]!r}") from None
+    names = second.split()
+    unknown = [n for n in names if n not in ATTRIBUTES]
+    if not names or unknown:
+        raise UserError(f"{path}:2: expected CelebA attribute names, got unknown {unknown or names}")
+    count = 0
+    for lineno, line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != len(names) + 1:
+            raise UserError(f"{path}:{lineno}: expected a file name and {len(names)} values "
+                            f"(1 or -1), got {len(fields)} fields")
+        values = fields[1:]
+        bad = next((v for v in values if v not in ("1", "-1")), None)
+        if bad is not None:
+            raise UserError(f"{path}:{lineno}: attribute values must be 1 or -1, got {bad!r}")
+        count += 1
+        yield lineno, fields[0], {n: v == "1" for n, v in zip(names, values)}
     if count != expected:
         raise UserError(f"{path}: line 1 says {expected} rows but the file has {count} "
                         "(truncated download? fix line 1 if you cut the file on purpose)")
@@ -93,7 +97,7 @@ class CelebAOptions(SourceOptions):
     identities: str | None = None  # e.g. identity_CelebA.txt, to fill FaceRecord.identity
 
 
-def open_celeba(root: Path, options: CelebAOptions) -> ReadFn:
+def open_celeba(root: Path, options: CelebAOptions) -> Opened:
     """Parse CelebA's split/identity files now; stream the attribute file per pass."""
     partition = read_partition(open_label_file(root, options.partition, "partition")) if options.partition else None
     identities = read_two_column_int(open_label_file(root, options.identities, "identities")) if options.identities else {}
@@ -126,7 +130,8 @@ def open_celeba(root: Path, options: CelebAOptions) -> ReadFn:
             yield FaceRecord(image=image, id=name, split=split, attributes=attrs,
                              identity=None if identity is None else f"celeba/{identity}")
 
-    return read
+    rule = f"CelebA's official partition ({options.partition})" if partition else "none: every image is train (partition: null)"
+    return read, rule
 
 
 CELEBA = Reader(CelebAOptions, open_celeba)
@@ -173,8 +178,7 @@ def hq_index(token: str, where: str) -> int:
 
 def read_mapping(path: Path) -> dict[int, str]:
     """`CelebA-HQ-to-CelebA-mapping.txt` -> {HQ idx: CelebA file name}."""
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().split()
+    header = next(text_lines(path), (1, ""))[1].split()
     if header[:3] != ["idx", "orig_idx", "orig_file"]:
         raise UserError(f"{path}:1: expected the header 'idx orig_idx orig_file', got {' '.join(header)!r}")
     mapping = {}
@@ -186,15 +190,21 @@ def read_mapping(path: Path) -> dict[int, str]:
     return mapping
 
 
+def split_list(path: Path) -> list[tuple[str, str]]:
+    """The (where, name) entries of one split list: plain text, one name per line, or a `.pickle`."""
+    if path.suffix == ".pickle":
+        return [(f"{path} (item {i})", name) for i, name in enumerate(read_name_pickle(path))]
+    return [(f"{path}:{lineno}", token) for lineno, (token,) in read_table(path, 1)]
+
+
 def read_split_files(root: Path, split_files: dict[str, str]) -> dict[int, str]:
-    """Plain-text split lists (one HQ index or file name per line) -> {HQ idx: split}."""
+    """Split lists (one HQ index or file name per entry) -> {HQ idx: split}."""
     out: dict[int, str] = {}
     for split, name in split_files.items():
-        path = open_label_file(root, name, f"split_files.{split}")
-        for lineno, (token,) in read_table(path, 1):
-            idx = hq_index(token, f"{path}:{lineno}")
+        for where, token in split_list(open_label_file(root, name, f"split_files.{split}")):
+            idx = hq_index(token, where)
             if out.get(idx, split) != split:
-                raise UserError(f"{path}:{lineno}: image {idx} is also listed for {out[idx]}")
+                raise UserError(f"{where}: image {idx} is also listed for {out[idx]}")
             out[idx] = split
     return out
 
@@ -220,6 +230,15 @@ class CelebAHQLabels:
         # Hash the HQ index, not the path: every HQ-based source (celebahq, mmcelebahq,
         # celebatext) then puts one image in the same split, so a mixture of them cannot leak.
         return hash_split(f"celebahq/{idx}", self.options.split_ratios)
+
+    @property
+    def split_rule(self) -> str:
+        """Which rule `split_of` applies, in words."""
+        if self.options.split_files:
+            return "split_files (" + ", ".join(f"{s}: {f}" for s, f in self.options.split_files.items()) + ")"
+        if self.partition:
+            return f"CelebA's official partition ({self.options.celeba_partition}) through the mapping"
+        return f"a SHA-1 hash of the HQ index, split_ratios {self.options.split_ratios} (no split files given)"
 
     def image(self, idx: int) -> str:
         return f"{self.options.images}/{self.options.image_name.format(idx=idx)}"
@@ -260,7 +279,7 @@ def load_hq_labels(root: Path, options: CelebAHQOptions) -> CelebAHQLabels:
     )
 
 
-def open_celebahq(root: Path, options: CelebAHQOptions) -> ReadFn:
+def open_celebahq(root: Path, options: CelebAHQOptions) -> Opened:
     """The HQ images are those the mapping lists, else those the attribute file lists."""
     labels = load_hq_labels(root, options)
     indices = sorted(labels.mapping or labels.attributes)
@@ -276,7 +295,7 @@ def open_celebahq(root: Path, options: CelebAHQOptions) -> ReadFn:
             elif own == split and check_image(root, labels.image(idx), options, stats, where):
                 yield labels.record(idx, split)
 
-    return read
+    return read, labels.split_rule
 
 
 CELEBAHQ = Reader(CelebAHQOptions, open_celebahq)

@@ -1,6 +1,6 @@
 """`talk2face data inspect SPEC`: what a source (or a mixture) holds, before training on it.
 
-Prints, per split: the record count; how many records carry each label; attribute positives
+Prints the split rule the source applies, then, per split: the record count; how many records carry each label; attribute positives
 (count and share of the labelled records); an age histogram in 10-year bins; caption counts;
 the values of string labels in `extra` (e.g. UTKFace's race); what was skipped and why; then a
 sample record. For a mixture, each entry's weight, probability and tasks come first, with a
@@ -21,6 +21,7 @@ from tqdm import tqdm
 from talk2face.data.mixture import load_mixture, is_mixture_file
 from talk2face.data.record import ATTRIBUTES, SPLITS, FaceRecord
 from talk2face.data.sources import DataWarning, ReadStats, Source, open_source
+from talk2face.errors import UserError
 
 # The label each task trains from (templates decide the wording; this is only for the check).
 TASK_LABEL = {"text_to_face": "captions", "caption": "captions", "age": "age",
@@ -103,7 +104,7 @@ def _sample_json(record: FaceRecord) -> str:
 
 def format_summary(source: Source, summaries: dict[str, SplitSummary]) -> str:
     """The human-readable report of `summarize`."""
-    lines = [f"source {source.name!r} at {source.root}"]
+    lines = [f"source {source.name!r} at {source.root}", f"split rule: {source.split_rule}"]
     for split, s in summaries.items():
         lines.append(f"\n[{split}] {s.records} records")
         if not s.records:
@@ -143,6 +144,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: must be at least 1 (leave it out to read every record)")
     splits = tuple(args.split) if args.split else SPLITS
     if is_mixture_file(args.spec):
         mixture = load_mixture(args.spec)

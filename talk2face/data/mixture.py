@@ -110,7 +110,7 @@ def load_mixture(path: str | Path) -> Mixture:
         raise UserError(f"mixture file not found: {path}")
     try:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(cfg, dict) or set(cfg) != {"sources"}:
         keys = sorted(cfg) if isinstance(cfg, dict) else cfg
@@ -133,6 +133,6 @@ def is_mixture_file(path: str | Path) -> bool:
         return False
     try:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, UnicodeDecodeError):
         return False
     return isinstance(cfg, dict) and "sources" in cfg and "type" not in cfg

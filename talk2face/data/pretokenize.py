@@ -9,7 +9,11 @@ are accepted; a corrupt or missing file stops the run with its path.
 Resuming: work happens in `<out>.partial/`; each split is cut into shards of `--shard-size`
 records, and a shard is written to a temporary folder and renamed when complete, so a rerun after
 an interruption skips finished shards. At the end the shards are assembled into `<out>.partial/
-final`, which is renamed to `<out>`: the output folder appears only when it is whole.
+final`, which is renamed to `<out>`: the output folder appears only when it is whole. The
+unfinished run records its settings and a fingerprint of the source (every record and its
+images' sizes and modification times): a rerun with other settings, or after the source was
+edited, is refused instead of mixing old and new rows. One run at a time writes an `--out`: a
+second one finds `<out>.lock` held and stops (the lock is the OS's, released even by `kill -9`).
 
 Schema (one row per record; the decoder's training code depends on it):
     id, identity ("" if unknown), source: string
@@ -24,8 +28,12 @@ Schema (one row per record; the decoder's training code depends on it):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import hashlib
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +48,9 @@ from talk2face.config import to_dict
 from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, SPLITS, EditInfo, FaceRecord
 from talk2face.data.sources import Source, open_source
+from talk2face.device import check_device
 from talk2face.errors import UserError
+from talk2face.fingerprint import weights_fingerprint
 
 META_NAME = "tokenize.json"
 
@@ -131,6 +141,36 @@ def encode_records(vq: Any, source: Source, records: list[FaceRecord], batch_siz
     return rows
 
 
+def source_fingerprint(source: Source, records: dict[str, list[FaceRecord]]) -> str:
+    """A short hash of every record (labels, paths) and its images' sizes and modification times."""
+    digest = hashlib.sha256()
+    for split, recs in records.items():
+        for record in recs:
+            digest.update(json.dumps([split, asdict(record)], sort_keys=True, default=str).encode())
+            for image in (record.image, record.edit.source if record.edit else None):
+                if isinstance(image, (str, Path)):
+                    stat = (source.root / image).stat()
+                    digest.update(f"{stat.st_size} {stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def exclusive(out: Path):
+    """Hold `<out>.lock` for the run; a second run into the same `out` raises UserError."""
+    lock = out.with_name(out.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another `talk2face tokenize` is writing {out} (it holds {lock}); "
+                            "wait for it to finish or choose another --out") from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+
 def _write_shards(vq: Any, source: Source, shards: dict, shard_dir: dict, batch_size: int, total: int, done: int) -> None:
     """Encode and write every shard not written yet (each renamed into place when complete)."""
     with tqdm(total=total, initial=done, desc="tokenize", unit="img") as progress:
@@ -165,28 +205,36 @@ def tokenize(
     from talk2face.vqgan import VQGAN  # imported here: `talk2face --help` must stay light
 
     out = Path(out)
-    if out.exists():
-        raise UserError(f"output folder already exists: {out} (delete it to tokenize again)")
     if batch_size < 1 or shard_size < 1:
         raise UserError("--batch-size and --shard-size must be positive")
-    vq = VQGAN.from_pretrained(vqgan_dir, device=device)
+    check_device(device)
+    with exclusive(out):
+        if out.exists():
+            raise UserError(f"output folder already exists: {out} (delete it to tokenize again)")
+        return _tokenize(VQGAN.from_pretrained(vqgan_dir, device=device), vqgan_dir, data, out, batch_size, shard_size)
+
+
+def _tokenize(vq: Any, vqgan_dir: str | Path, data: str | Path, out: Path, batch_size: int, shard_size: int) -> dict[str, Any]:
+    """`tokenize` once it holds the lock on `out`."""
     source = open_source(data)
+    records = {split: list(source.records(split)) for split in SPLITS}
+    records = {split: recs for split, recs in records.items() if recs}
+    if not records:
+        raise UserError(f"data source {data} has no records in any split {SPLITS}")
     work = out.with_name(out.name + ".partial")
     job = {"vqgan": str(Path(vqgan_dir).resolve()), "vqgan_config": to_dict(vq.config),
-           "data": str(data), "shard_size": shard_size}
+           "data": str(data), "shard_size": shard_size, "source_fingerprint": source_fingerprint(source, records)}
     job_file = work / "job.json"
     if work.exists():
-        previous = json.loads(job_file.read_text()) if job_file.exists() else None
+        previous = json.loads(job_file.read_text()) if job_file.exists() else {}
+        if previous.get("source_fingerprint", job["source_fingerprint"]) != job["source_fingerprint"]:
+            raise UserError(f"{data} changed since the unfinished run in {work} began (its records or images "
+                            f"differ from those in {job_file}): delete {work} to tokenize it again")
         if previous != job:
             raise UserError(f"{work} holds an unfinished run with other settings; delete it or rerun those ({job_file})")
     else:
         work.mkdir(parents=True)
         job_file.write_text(json.dumps(job, indent=2))
-
-    records = {split: list(source.records(split)) for split in SPLITS}
-    records = {split: recs for split, recs in records.items() if recs}
-    if not records:
-        raise UserError(f"data source {data} has no records in any split {SPLITS}")
     shards = {split: [(i, recs[i:i + shard_size]) for i in range(0, len(recs), shard_size)] for split, recs in records.items()}
     shard_dir = {(split, i): work / split / f"shard-{i // shard_size:05d}" for split in shards for i, _ in shards[split]}
     done = sum(len(chunk) for split in shards for i, chunk in shards[split] if shard_dir[split, i].exists())
@@ -206,7 +254,7 @@ def tokenize(
         if not quiet:
             datasets.enable_progress_bars()
     meta = {
-        "vqgan": job["vqgan"], "vqgan_fingerprint": VQGAN.fingerprint(vqgan_dir), "vqgan_config": job["vqgan_config"],
+        "vqgan": job["vqgan"], "vqgan_fingerprint": weights_fingerprint(vqgan_dir), "vqgan_config": job["vqgan_config"],
         "n_codes": vq.n_codes,
         "grid_size": list(vq.grid_size), "image_size": vq.image_size, "data": str(data), "source": source.name,
         "counts": {split: len(ds) for split, ds in dataset.items()},

@@ -24,6 +24,10 @@ ATTRIBUTES: tuple[str, ...] = (
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
+# Ages are whole years 0..MAX_AGE: each is one answer token (vocab.MAX_NUMBER), and -1 is how a
+# tokenized row says "unknown", so a reader refuses anything outside the range.
+MAX_AGE = 120
+
 
 @dataclass
 class EditInfo:

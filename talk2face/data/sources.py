@@ -33,7 +33,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from talk2face.config import ConfigError, from_dict
-from talk2face.data.record import SPLITS, FaceRecord
+from talk2face.data.record import MAX_AGE, SPLITS, FaceRecord
 from talk2face.errors import UserError
 
 
@@ -83,17 +83,19 @@ class SourceOptions:
 
 
 ReadFn = Callable[[str, ReadStats], Iterator[FaceRecord]]  # (split, stats) -> records
+Opened = tuple[ReadFn, str]  # the read function and the split rule in words (`data inspect` says it)
 
 
 @dataclass(frozen=True)
 class Reader:
     """One published layout: its options dataclass and how to open it.
 
-    `open(root, options)` parses the label files once and returns the per-split read function.
+    `open(root, options)` parses the label files once and returns the per-split read function
+    and which split rule it applies.
     """
 
     options: type[SourceOptions]
-    open: Callable[[Path, Any], ReadFn]
+    open: Callable[[Path, Any], Opened]
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Source:
     name: str
     root: Path
     read: ReadFn
+    split_rule: str  # how records are assigned to splits, in words
     stats: dict[str, ReadStats] = field(default_factory=dict)  # split -> what its last pass skipped
 
     def records(self, split: str) -> Iterator[FaceRecord]:
@@ -149,6 +152,19 @@ def safe_relpath(name: Any, where: str) -> str:
     return path.as_posix()
 
 
+def inside_root(root: Path, rel: str, where: str) -> Path:
+    """`root/rel` with every symlink resolved; refused if that lands outside `root`.
+
+    safe_relpath checks the written path; this checks where the file system takes it, so a link
+    inside the data root cannot make a reader open a file elsewhere.
+    """
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise UserError(f"{where}: {root / rel} is a link to {path}, outside the data root {root}; "
+                        "copy the file in, or point root at a folder that holds it")
+    return path
+
+
 def check_image(root: Path, rel: str, options: SourceOptions, stats: ReadStats, where: str) -> bool:
     """Whether image `root/rel` can be used; a bad one is counted in `stats` or raises.
 
@@ -161,7 +177,7 @@ def check_image(root: Path, rel: str, options: SourceOptions, stats: ReadStats, 
     Returns:
         True if the image exists (and, with `verify_images`, its header decodes).
     """
-    path = root / rel
+    path = inside_root(root, rel, where)
     problem = None
     if not path.is_file():
         problem = "missing image"
@@ -187,21 +203,32 @@ def open_label_file(root: Path, name: str, key: str) -> Path:
     return path
 
 
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 label file, streamed; a line that is not UTF-8 raises
+    UserError naming the file, line and byte (not a UnicodeDecodeError without a line)."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise UserError(f"{path}:{lineno}: not UTF-8 text (byte {raw[err.start]:#04x} at column "
+                                f"{err.start + 1}); save the file as UTF-8") from None
+
+
 def read_table(path: Path, columns: int, header_lines: int = 0) -> Iterator[tuple[int, list[str]]]:
     """Whitespace-separated rows of exactly `columns` fields, after `header_lines` lines.
 
     Blank lines are skipped. Yields (line number, fields); a row with another field count raises
     UserError naming the file and line.
     """
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if lineno <= header_lines or not line.strip():
-                continue
-            fields = line.split()
-            if len(fields) != columns:
-                raise UserError(f"{path}:{lineno}: expected {columns} whitespace-separated fields, "
-                                f"got {len(fields)}: {line.strip()[:80]!r}")
-            yield lineno, fields
+    for lineno, line in text_lines(path):
+        if lineno <= header_lines or not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != columns:
+            raise UserError(f"{path}:{lineno}: expected {columns} whitespace-separated fields, "
+                            f"got {len(fields)}: {line.strip()[:80]!r}")
+        yield lineno, fields
 
 
 def read_two_column_int(path: Path) -> dict[str, int]:
@@ -268,8 +295,8 @@ def _record_from_row(row: Any, prefix: str, where: str) -> FaceRecord:
     row.setdefault("id", name)
     row["file_name"] = prefix + name
     age, attrs, caps = row.get("age"), row.get("attributes"), row.get("captions")
-    if age is not None and (isinstance(age, bool) or not isinstance(age, int)):
-        raise UserError(f"{where}: 'age' must be a whole number, got {age!r}")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= MAX_AGE):
+        raise UserError(f"{where}: 'age' must be a whole number of years 0..{MAX_AGE} (omit it if unknown), got {age!r}")
     if attrs is not None and not (isinstance(attrs, dict) and all(isinstance(v, bool) for v in attrs.values())):
         raise UserError(f"{where}: 'attributes' must map attribute names to true/false, got {attrs!r}")
     if caps is not None and not (isinstance(caps, list) and all(isinstance(c, str) for c in caps)):
@@ -311,30 +338,30 @@ def read_imagefolder(root: Path, split: str, options: SourceOptions | None = Non
         meta, prefix, filtered = root / "metadata.jsonl", "", True
         if not meta.is_file():
             return
-    with meta.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{meta}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{where}: not a JSON line: {err}") from None
-            record = _record_from_row(row, prefix, where)
-            if filtered and record.split != split:
-                continue
-            record.split = split
-            if not check_image(root, record.image, options, stats, where):
-                continue
-            if record.edit is not None and not check_image(root, record.edit.source, options, stats, where):
-                continue
-            yield record
+    for lineno, line in text_lines(meta):
+        if not line.strip():
+            continue
+        where = f"{meta}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{where}: not a JSON line: {err}") from None
+        record = _record_from_row(row, prefix, where)
+        if filtered and record.split != split:
+            continue
+        record.split = split
+        if not check_image(root, record.image, options, stats, where):
+            continue
+        if record.edit is not None and not check_image(root, record.edit.source, options, stats, where):
+            continue
+        yield record
 
 
-def _open_imagefolder(root: Path, options: SourceOptions) -> ReadFn:
+def _open_imagefolder(root: Path, options: SourceOptions) -> Opened:
     if not root.is_dir():
         raise UserError(f"imagefolder root is not a folder: {root}")
-    return lambda split, stats: read_imagefolder(root, split, options, stats)
+    return (lambda split, stats: read_imagefolder(root, split, options, stats),
+            "the split folders (<split>/metadata.jsonl), else the 'split' field of metadata.jsonl")
 
 
 # ---------------------------------------------------------------------------- registry
@@ -362,7 +389,7 @@ def get_reader(kind: str) -> Reader:
 def _load_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid YAML: {err}") from None
 
 
@@ -392,10 +419,10 @@ def source_from_dict(cfg: dict[str, Any], base: Path, where: str) -> Source:
     if not root.is_dir():
         raise UserError(f"{where}: root is not a folder: {root}")
     try:
-        read = reader.open(root, options)
+        read, split_rule = reader.open(root, options)
     except ConfigError as err:
         raise UserError(f"{where}: {err}") from None
-    return Source(name, root, read)
+    return Source(name, root, read, split_rule)
 
 
 def open_source(spec: str | Path | dict[str, Any], base: Path | None = None) -> Source:
@@ -412,7 +439,7 @@ def open_source(spec: str | Path | dict[str, Any], base: Path | None = None) -> 
         return source_from_dict(spec, base, "source")
     path = base / spec
     if path.is_dir():
-        return Source(path.name, path.resolve(), _open_imagefolder(path.resolve(), SourceOptions()))
+        return Source(path.name, path.resolve(), *_open_imagefolder(path.resolve(), SourceOptions()))
     if not path.exists():
         raise UserError(f"data source not found: {path}")
     cfg = _load_yaml(path)

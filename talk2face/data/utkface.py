@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from talk2face.config import ConfigError
-from talk2face.data.record import FaceRecord
+from talk2face.data.record import MAX_AGE, FaceRecord
 from talk2face.data.sources import (
-    Reader, ReadFn, ReadStats, SourceOptions, check_image, check_ratios, hash_split,
+    Opened, Reader, ReadStats, SourceOptions, check_image, check_ratios, hash_split, inside_root,
 )
 from talk2face.errors import UserError
 
 RACES: tuple[str, ...] = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's race codes 0..4
-MAX_AGE = 120  # the release goes to 116; anything above is a corrupt name
 
 _NAME = re.compile(r"^(\d{1,3})_(\d)_(\d)_(\d+)\.jpg(?:\.chip\.jpg)?$", re.IGNORECASE)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg")
@@ -67,13 +66,13 @@ def parse_name(name: str) -> tuple[int, bool, str] | None:
     return age, gender == 0, RACES[race]
 
 
-def open_utkface(root: Path, options: UTKFaceOptions) -> ReadFn:
+def open_utkface(root: Path, options: UTKFaceOptions) -> Opened:
     """List the image folder once (sorted, so passes are reproducible)."""
     folder = root / options.images
     if not folder.is_dir():
         raise ConfigError(f"images: folder not found: {folder}")
-    files = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
-                   if p.is_file() and p.name.lower().endswith(_IMAGE_SUFFIXES))
+    named = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*") if p.name.lower().endswith(_IMAGE_SUFFIXES))
+    files = [rel for rel in named if inside_root(root, rel, str(folder)).is_file()]
     if not files:
         raise UserError(f"{folder}: no .jpg images found")
 
@@ -95,7 +94,7 @@ def open_utkface(root: Path, options: UTKFaceOptions) -> ReadFn:
             yield FaceRecord(image=rel, id=name, split=split, age=age, attributes={"Male": male},
                              extra={"race": race})
 
-    return read
+    return read, f"a SHA-1 hash of the file name, split_ratios {options.split_ratios} (UTKFace has no official split)"
 
 
 UTKFACE = Reader(UTKFaceOptions, open_utkface)

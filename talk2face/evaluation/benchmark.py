@@ -13,7 +13,6 @@ analysis tasks, VQ reconstructions of the real test faces (the tokenizer's ceili
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -25,9 +24,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from talk2face.checkpoint import read_card
 from talk2face.data.images import load_images
 from talk2face.data.record import FaceRecord
 from talk2face.data.sources import Source, open_source
+from talk2face.device import check_device
 from talk2face.edit_regions import EDIT_REGIONS
 from talk2face.errors import UserError
 from talk2face.evaluation.baselines import MajorityAttributes, MeanAge, NearestNeighbourCaption
@@ -42,6 +43,7 @@ from talk2face.evaluation.face_metrics import (
 )
 from talk2face.evaluation.inception import InceptionFeatures
 from talk2face.evaluation.report import write_report
+from talk2face.generation import check_sampling
 
 TASKS = ("age", "attributes", "caption", "text_to_face", "edit")
 _STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old)|\baged\s+(\d{1,3})\b|\bage\s+(\d{1,3})\b")
@@ -101,7 +103,7 @@ class Benchmark:
 
         self.cfg = cfg
         self.model = Talk2Face.from_pretrained(cfg.model, device=cfg.device)
-        self.card = json.loads((Path(cfg.model) / "talk2face.json").read_text())
+        self.card = read_card(Path(cfg.model))
         self.source: Source = open_source(cfg.data)
         test = list(self.source.records("test"))
         if not test:
@@ -382,6 +384,19 @@ def _summary(entry: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in first.items())
 
 
+def check_config(cfg: EvalConfig) -> None:
+    """Refuse, before the model loads, the values the run would fail on after minutes of work."""
+    if cfg.limit < 0:
+        raise UserError(f"--limit {cfg.limit}: must be >= 0 (0 = every test face)")
+    if cfg.samples_per_prompt < 2:
+        raise UserError(f"--samples-per-prompt {cfg.samples_per_prompt}: must be at least 2 "
+                        "(diversity compares the samples of one prompt)")
+    check_sampling(cfg.cfg_scale, 1.0, cfg.top_k, 1.0)
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise UserError(f"--out {cfg.out} is a file: the report is a folder (report.json, report.md, pictures)")
+    check_device(cfg.device)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = EvalConfig()
     parser.add_argument("--model", default=defaults.model)
@@ -405,6 +420,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(model=args.model, data=args.data, evaluator=args.evaluator, out=args.out, tasks=tasks,
                      limit=args.limit, samples_per_prompt=args.samples_per_prompt, cfg_scale=args.cfg_scale,
                      seed=args.seed, fast=args.fast, inception=args.inception)
+    check_config(cfg)
     Benchmark(cfg).run()
     print(f"wrote {Path(cfg.out) / 'report.md'}")
     return 0

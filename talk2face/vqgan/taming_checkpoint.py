@@ -13,7 +13,6 @@ code in the file runs.
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -44,25 +43,41 @@ def _inert_class(qualified: str) -> type:
     return type(name, (_Inert,), {"__module__": module})
 
 
+_REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
+
+
+def _reason(err: Exception) -> str:
+    """The informative part of a torch.load error, on one line (torch wraps it in generic advice)."""
+    text = " ".join(str(err).split())
+    text = text.split("WeightsUnpickler error:", 1)[-1]
+    return re.split(r" Please use | Check the documentation", text)[0].strip() or type(err).__name__
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """`torch.load(path, weights_only=True)` of a Lightning checkpoint.
 
     Lightning also pickles its callbacks' states keyed by their classes; the weights-only
-    unpickler refuses those. On a second try they are replaced by inert placeholder classes
-    (still no code from the file runs) because only `state_dict` is used.
+    unpickler refuses those. Each global it refuses is replaced by an inert placeholder class and
+    the load is retried (still no code from the file runs) because only `state_dict` is used;
+    whatever it still refuses is named in the error.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
-    try:
+    stand_ins: list[tuple[type, str]] = []
+    while True:
         try:
-            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-            with torch.serialization.safe_globals([(_inert_class(q), q) for q in unsafe]):
+            with torch.serialization.safe_globals(stand_ins):
                 ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises RuntimeError/UnpicklingError/ValueError/... for a bad file
-        raise UserError(f"{path}: not a readable PyTorch checkpoint: {str(err).splitlines()[0]}") from None
+            break
+        except Exception as err:  # torch raises UnpicklingError/RuntimeError/ValueError/... for a bad file
+            refused = _REFUSED_GLOBAL.search(str(err))
+            if refused and refused[1] not in {name for _, name in stand_ins}:
+                stand_ins.append((_inert_class(refused[1]), refused[1]))
+                continue
+            tried = f", standing in for {', '.join(n for _, n in stand_ins)}" if stand_ins else ""
+            raise UserError(f"{path}: not a readable PyTorch checkpoint (torch.load weights_only=True{tried}): "
+                            f"{_reason(err)}") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise UserError(f"{path}: not a taming checkpoint (no 'state_dict' mapping at the top level)")
     return ckpt
