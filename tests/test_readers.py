@@ -229,8 +229,8 @@ def test_mmcelebahq_captions_attributes_and_plain_text_splits(mmceleba: Path) ->
     spec = write_yaml(mmceleba / "mm.yaml", "type: mmcelebahq\nroot: .\n"
                       "split_files: {train: train.txt, test: test.txt}\n")
     records = read_all(open_source(spec))
-    assert [r.id for r in records["train"]] == ["0", "1", "2"]
-    assert [r.id for r in records["test"]] == ["3"] and records["validation"] == []
+    listed_train = sorted(r.id for r in records["train"] + records["validation"])  # validation: a hashed share of train
+    assert listed_train == ["0", "1", "2"] and [r.id for r in records["test"]] == ["3"]
     three = records["test"][0]
     assert len(three.captions) == 10 and three.captions[4] == "The person number 3 has caption 4."
     assert {n for n, v in three.attributes.items() if v} == CELEBA_ROWS["000002.jpg"]
@@ -271,9 +271,11 @@ def test_mmcelebahq_official_pickled_split_is_used_and_said(mmceleba: Path, caps
         (mmceleba / split / "filenames.pickle").write_bytes(pickle.dumps(names, protocol=2))
     spec = write_yaml(mmceleba / "mm.yaml", "type: mmcelebahq\nroot: .\n")
     records = read_all(open_source(spec))
-    assert [r.id for r in records["train"]] == ["0", "1", "2"] and [r.id for r in records["test"]] == ["3"]
+    assert sorted(r.id for r in records["train"] + records["validation"]) == ["0", "1", "2"]
+    assert [r.id for r in records["test"]] == ["3"]
     assert main(["data", "inspect", str(spec)]) == 0
-    assert "split rule: split_files (train: train/filenames.pickle, test: test/filenames.pickle)" in capsys.readouterr().out
+    assert ("split rule: split_files (train: train/filenames.pickle, test: test/filenames.pickle; validation: 5.3% "
+            "of the train list") in capsys.readouterr().out
     (mmceleba / "test" / "filenames.pickle").unlink()
     (mmceleba / "train" / "filenames.pickle").unlink()
     assert main(["data", "inspect", str(spec)]) == 0
@@ -509,3 +511,14 @@ def test_a_link_out_of_the_data_root_is_refused(tmp_path: Path, utkface: Path) -
     (utkface / "UTKFace" / "30_0_0_20170116174525125.jpg.chip.jpg").symlink_to(outside)
     with pytest.raises(UserError, match=r"30_0_0_.*is a link to .*elsewhere.jpg, outside the data root"):
         open_source(write_yaml(utkface / "u.yaml", "type: utkface\nroot: .\n"))
+
+
+def test_split_lists_without_validation_keep_a_hashed_share_of_train_for_it(tmp_path: Path) -> None:
+    from talk2face.data.celeba import CelebAHQLabels, CelebAHQOptions
+
+    lists = {i: "train" for i in range(2000)} | {i: "test" for i in range(2000, 2100)}
+    labels = CelebAHQLabels(tmp_path, CelebAHQOptions(split_files={"train": "t", "test": "s"}), {}, {}, lists, {}, {})
+    splits = [labels.split_of(i) for i in range(2100)]
+    assert splits[2000:] == ["test"] * 100  # the official test list is never touched
+    assert 0.03 < splits[:2000].count("validation") / 2000 < 0.08  # ~5.3%: 0.05 of 0.95
+    assert splits == [labels.split_of(i) for i in range(2100)]  # the same on every call and machine

@@ -224,7 +224,10 @@ class CelebAHQLabels:
     def split_of(self, idx: int) -> str | None:
         """The split of HQ image idx under the rule in this module's docstring (None: unlisted)."""
         if self.options.split_files:
-            return self.split_lists.get(idx)
+            split = self.split_lists.get(idx)
+            if split == "train" and "validation" not in self.options.split_files:
+                return hash_split(f"celebahq/{idx}", self.train_validation_ratios)
+            return split
         if self.partition:
             return self.partition.get(self.mapping.get(idx, ""))
         # Hash the HQ index, not the path: every HQ-based source (celebahq, mmcelebahq,
@@ -232,10 +235,19 @@ class CelebAHQLabels:
         return hash_split(f"celebahq/{idx}", self.options.split_ratios)
 
     @property
+    def train_validation_ratios(self) -> list[float]:
+        """Lists without a validation part (Multi-Modal-CelebA-HQ's): the share of the train list
+        that validates, as in split_ratios, chosen by the same hash as the hash rule."""
+        train, validation, _ = self.options.split_ratios
+        return [train / (train + validation), validation / (train + validation), 0.0]
+
+    @property
     def split_rule(self) -> str:
         """Which rule `split_of` applies, in words."""
         if self.options.split_files:
-            return "split_files (" + ", ".join(f"{s}: {f}" for s, f in self.options.split_files.items()) + ")"
+            carved = ("" if "validation" in self.options.split_files else
+                      f"; validation: {self.train_validation_ratios[1]:.1%} of the train list by a SHA-1 hash of the HQ index")
+            return "split_files (" + ", ".join(f"{s}: {f}" for s, f in self.options.split_files.items()) + carved + ")"
         if self.partition:
             return f"CelebA's official partition ({self.options.celeba_partition}) through the mapping"
         return f"a SHA-1 hash of the HQ index, split_ratios {self.options.split_ratios} (no split files given)"
