@@ -18,6 +18,7 @@ import argparse
 import shlex
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -54,7 +55,7 @@ class Variant:
         steps = args.warmup + args.steps
         dataset = MultiTaskDataset(tables, cfg.data.task_weights, builder, cfg.seed, steps * cfg.batch_size,
                                    task_block=cfg.batch_size if cfg.data.task_per_batch else 1)
-        self.batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=lambda ex: collate(ex, vocab.pad_id)))
+        self.batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=partial(collate, pad_id=vocab.pad_id)))
         self.seconds: list[float] = []
 
     def step(self, i: int, bf16: bool) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
         dataset = MultiTaskDataset(tables, cfg.data.task_weights, builder, cfg.seed, args.steps * cfg.batch_size,
                                    task_block=cfg.batch_size if cfg.data.task_per_batch else 1)
-        batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=lambda ex: collate(ex, vocab.pad_id)))
+        batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=partial(collate, pad_id=vocab.pad_id)))
         bare = bare_loop(cfg, batches, vocab, bf16=True)
 
     seq_len = float(np.mean([b["attention_mask"].sum(1).float().mean() for b in batches]))

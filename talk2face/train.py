@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -367,7 +368,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
     loader = DataLoader(
         train_set, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
-        collate_fn=lambda ex: collate(ex, vocab.pad_id),
+        collate_fn=partial(collate, pad_id=vocab.pad_id),
     )
     val_batches = validation_batches(cfg, vocab, templates)
 

@@ -126,3 +126,18 @@ def test_age_sigma_scores_a_near_age_better_than_a_far_one():
     assert loss(0.0, 34) == pytest.approx(loss(0.0, 60))  # plain cross-entropy: any wrong age is as wrong
     assert loss(3.0, 34) < loss(3.0, 40) < loss(3.0, 60)  # against a Gaussian: nearer is better
     assert loss(3.0, 35) < loss(3.0, 34)
+
+
+def test_dataloader_workers_start_under_spawn(tiny_world, tmp_path):
+    """macOS, Windows and Python 3.14 do not fork: the dataset and collate must pickle."""
+    import multiprocessing
+
+    steps = ["--optim.max_steps=3", "--save_every=100", "--eval_every=100"]
+    in_process = main(tiny_train_args(tiny_world, tmp_path / "a", *steps)).losses
+    default = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        spawned = main(tiny_train_args(tiny_world, tmp_path / "b", *steps, "--num_workers=1")).losses
+    finally:
+        multiprocessing.set_start_method(default, force=True)
+    assert spawned == in_process
