@@ -25,6 +25,7 @@ $(STAMP): setup.cfg pyproject.toml
 # One thread per test process: the tests' tensors are tiny, and on 2 shared cores torch's
 # default of one thread per core spends more time synchronising than computing (measured ~4x).
 test: install
+	$(PY) -m ruff check talk2face scripts tests experiments
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 # make demo VQGAN=train / EVALUATOR=train: train them here instead of using the shipped ones
