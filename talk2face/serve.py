@@ -22,6 +22,7 @@ from talk2face.demo import SHOWCASE_EDITS, SHOWCASE_PROMPTS
 from talk2face.errors import UserError
 from talk2face.shipped import MODEL
 
+PORT = 7860  # Gradio's usual one
 EXAMPLE_FACES = 6
 EXAMPLE_TEMPLATES = ["to caption: {face}", "to image: {text}", "{face} how old is this person?"]
 # Faces are a few dozen pixels wide: show them enlarged, with hard edges rather than blurred.
@@ -30,7 +31,7 @@ CSS = "img { image-rendering: pixelated; }  .face img { width: 100%; height: 100
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=str(MODEL), help="a trained model folder (default: the shipped one)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, default=PORT)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
     parser.add_argument("--data", help="a SynFace folder whose test faces are the examples (default: render a few)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
