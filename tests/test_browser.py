@@ -14,6 +14,8 @@ from playwright.sync_api import expect
 from talk2face.pipeline import Talk2Face
 
 CHROMIUM = Path("/usr/bin/chromium")
+# the first face of the gallery has arrived and is decoded (an <img> appears before its pixels do)
+FACE_SHOWN = "() => { const im = document.querySelector('#faces img'); return im && im.complete && im.naturalWidth > 0; }"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
                                 reason=f"no {CHROMIUM} (apt-get install chromium); CI installs it and runs this test")
 
@@ -28,9 +30,9 @@ def test_generate_and_describe_in_the_page(page, tiny_server, tiny_model, tiny_w
     page.get_by_label("description", exact=True).fill("a smiling old man with glasses")
     start = time.perf_counter()
     page.get_by_role("button", name="Generate").click()
-    first = page.locator("#faces img").first
-    first.wait_for()
+    page.wait_for_function(FACE_SHOWN)
     seconds = time.perf_counter() - start
+    first = page.locator("#faces img").first
     with capsys.disabled():
         print(f"\nweb demo: first image {seconds:.2f} s after the click (tiny model)")
     expect(first).to_have_js_property("naturalWidth", 32)  # a face of the model's size, not a placeholder
