@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attributes": ("talk2face.commands:attributes", "classify the CelebA attributes of faces"),
     "edit": ("talk2face.commands:edit", "edit a face by an instruction"),
     "prompt": ("talk2face.commands:prompt", "answer any template string, e.g. 'to caption: {face}'"),
+    "serve": ("talk2face.serve", "a local web page (Gradio) with every task of a model"),
 }
 
 

@@ -156,9 +156,17 @@ def _table(metrics: dict) -> str:
     return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
 
-def write_page(out: Path, report: dict, shown: dict, seconds: dict, cfg: DemoConfig) -> Path:
+def serve_hint(model: Path) -> tuple[str, str]:
+    """(command, address): how to try `model` on the local web page of `talk2face serve`."""
+    from talk2face.serve import PORT
+
+    return f"talk2face serve --model {model}", f"http://127.0.0.1:{PORT}/"
+
+
+def write_page(out: Path, report: dict, shown: dict, seconds: dict, cfg: DemoConfig, model: Path) -> Path:
     """demo/index.html: opens in a browser from disk, no server."""
     e = html.escape
+    command, address = serve_hint(model)
     parts = [
         "<!doctype html><meta charset=utf-8><title>talk2face demo</title><style>",
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}img{image-rendering:pixelated}",
@@ -167,6 +175,8 @@ def write_page(out: Path, report: dict, shown: dict, seconds: dict, cfg: DemoCon
         "<h1>talk2face demo</h1>",
         f"<p>One decoder, every face task, trained on this machine on {cfg.faces} SynFace faces "
         f"({cfg.size}x{cfg.size}). {e(report.get('meta', {}).get('date', ''))}.</p>",
+        f"<p>Try it yourself: run <code>{e(command)}</code>, then open <a href='{address}'>{address}</a> "
+        "(type a description, drop in a face, edit it).</p>",
         "<h2>Text to face</h2><div class=faces>",
     ]
     for i, prompt in enumerate(SHOWCASE_PROMPTS):
@@ -260,12 +270,14 @@ def main(argv: list[str] | None = None) -> Path:
     def page() -> None:
         shown = showcase(decoder, data, out, cfg.seed)
         report = json.loads((out / "eval" / "report.json").read_text())
-        write_page(out, report, shown, {**stages.seconds, "total": time.perf_counter() - started}, cfg)
+        write_page(out, report, shown, {**stages.seconds, "total": time.perf_counter() - started}, cfg, decoder)
 
     stages.run("pictures and page", out / "index.html", page)
     total = time.perf_counter() - started
     (out / "timings.json").write_text(json.dumps({**stages.seconds, "total": total}, indent=2))
     print(f"demo finished in {total / 60:.1f} min: open {out / 'index.html'}")
+    command, address = serve_hint(decoder)
+    print(f"try the model on a local web page: {command}  (then open {address})")
     return out / "index.html"
 
 

@@ -64,3 +64,20 @@ def tiny_evaluator(tiny_world, tmp_path_factory) -> Path:
             "--train.warmup_steps=1", f"--out={out}"]
     assert main(argv) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model):
+    """`talk2face serve --model <tiny model>` on a free localhost port: the running app (`.local_url`)."""
+    import socket
+
+    from talk2face.cli import build_parser
+    from talk2face.serve import launch
+
+    with socket.socket() as s:  # a port nobody uses now (the OS picks it)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["serve", "--model", str(tiny_model), "--port", str(port)]
+    app = launch(build_parser(argv).parse_args(argv))
+    yield app
+    app.close()

@@ -31,7 +31,8 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path, capsys):
     assert {"age", "attributes", "caption", "text_to_face", "edit"} <= set(report)
     for name in ("t2f_0.png", "face_0.png", "edit_0.png", "synface_sheet.png", "overview.png"):
         assert (tmp_path / "demo" / name).exists(), name
-    capsys.readouterr()
+    command = f"talk2face serve --model {tmp_path / 'runs' / 'decoder' / 'final'}"  # the way to the web page
+    assert command in html and command in capsys.readouterr().out
     main([str(config)])  # the second run reuses every stage
     assert capsys.readouterr().out.count("reusing") == 8
     assert json.loads((tmp_path / "runs" / "evaluator" / "train_config.json").read_text())["data"]["source"] == str(tmp_path / "judge")
