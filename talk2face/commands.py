@@ -1,6 +1,6 @@
 """The prompting commands of the `talk2face` CLI: generate, caption, age, attributes, edit, prompt.
 
-All take `--model DIR` (default: runs/synface-small/final) and `--json` for machine-readable
+All take `--model DIR` (default: the shipped SynFace model, models/synface) and `--json` for machine-readable
 output; a user mistake (missing model, unreadable image, unknown placeholder) prints one line.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from talk2face import shipped
 from talk2face.errors import UserError
 
-DEFAULT_MODEL = "runs/synface-small/final"
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Command:
     answer_may_be_text: bool = False  # then an existing --out is refused only once a picture is due
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", default=DEFAULT_MODEL, help="a trained model folder (talk2face.train's final/)")
+        parser.add_argument("--model", default=str(shipped.MODEL), help="a trained model folder (default: the shipped SynFace model)")
         parser.add_argument("--device", default="cpu", help="cpu or cuda")
         parser.add_argument("--json", action="store_true", help="print JSON instead of text")
         self.add_task_arguments(parser)

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from transformers import CompileConfig, PreTrainedModel
 
+from talk2face import shipped
 from talk2face.checkpoint import TEMPLATES_SUBDIR, check_checkpoint_folder, load_decoder, read_card, vqgan_folder
 from talk2face.data.images import ImageInput, load_images, to_pil
 from talk2face.data.record import ATTRIBUTES
@@ -86,11 +87,11 @@ class Talk2Face:
         return self.lexicon(text) if self.rewrite_unknown_words else text
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu", bf16: bool | None = None) -> Talk2Face:
+    def from_pretrained(cls, path: str | Path = shipped.MODEL, device: str = "cpu", bf16: bool | None = None) -> Talk2Face:
         """Load a checkpoint folder written by `talk2face.train` (see talk2face.checkpoint).
 
         Args:
-            path: the folder.
+            path: the folder (default: the shipped SynFace model, models/synface).
             device: "cpu" or "cuda".
             bf16: bf16 autocast; default on for a GPU, off on a CPU (on the AVX512-BF16 CPU this
                 was measured on, bf16 generation ran 1.25x slower: python -m talk2face.bench_generation).

@@ -50,7 +50,7 @@ _STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old)|\bag
 
 @dataclass
 class EvalConfig:
-    model: str = "runs/synface-small/final"  # a trained model folder
+    model: str = str(shipped.MODEL)  # a trained model folder (default: the shipped SynFace model)
     data: str = "data/synface"  # a data source with a test split
     evaluator: str = str(shipped.EVALUATOR)  # judges generated / edited faces ("" = skip those tasks)
     out: str = "outputs/eval"
