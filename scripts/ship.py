@@ -164,7 +164,8 @@ def ship_model(args: argparse.Namespace) -> None:
     trained = yaml.safe_load((source / "train_config.yaml").read_text())
     card_md = [
         "# SynFace talk2face model (the default model)", "",
-        f"One `mini` decoder ({trained.get('model')}, face-grid cells: {trained.get('face_grid')}) for every SynFace task: "
+        f"One `{trained['model']}` decoder" + (" with face-grid cell embeddings" if trained.get("face_grid") else "")
+        + (" and prefix-LM attention" if trained.get("prefix_lm") else "") + " for every SynFace task: "
         f"text-to-face, captioning, age, the {len(card['attributes'])} SynFace attributes and editing, "
         f"over the shipped tokenizer's codes ({os.path.relpath(tokenizer, dest.resolve())}, weights {card['vqgan']['fingerprint']}). "
         f"Weights stored in fp16 ({size_mb:.1f} MB); they load into fp32 parameters "
