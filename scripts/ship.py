@@ -179,7 +179,7 @@ def ship_model(args: argparse.Namespace) -> None:
         "## `make eval` figures (its defaults; the full report is `eval/report.md`)", "",
     ]
     body = (report_dir / "report.md").read_text().split("\n")
-    card_md += [line for line in body if not line.startswith("# ")]
+    card_md += [line.replace("](", "](eval/") for line in body if not line.startswith("# ")]  # the report's pictures
     (dest / "README.md").write_text("\n".join(card_md))
     print(f"shipped {dest} ({size_mb:.1f} MB); make eval: {report_dir / 'report.md'}")
 
