@@ -33,7 +33,7 @@ from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.edit_regions import regenerated_cells, target_phrase
 from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, check_sampling
-from talk2face.lexicon import Lexicon, vocabulary_words
+from talk2face.lexicon import MIN_LETTERS, WORD, Lexicon, vocabulary_words
 from talk2face.sequences import SequenceBuilder
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
@@ -80,11 +80,18 @@ class Talk2Face:
     @cached_property
     def lexicon(self) -> Lexicon:
         """The unknown-word rewriter, built on first use (WordNet loads in about a second)."""
-        return Lexicon(self.caption_words, keep=vocabulary_words(self.vocab.tokenizer.get_vocab()))
+        return Lexicon(self.caption_words, keep=self.known_words)
+
+    @cached_property
+    def known_words(self) -> frozenset[str]:
+        """Words read as they are: the training captions' and the text vocabulary's whole words."""
+        return frozenset(w.lower() for w in [*self.caption_words, *vocabulary_words(self.vocab.tokenizer.get_vocab())])
 
     def free_text(self, text: str) -> str:
-        """A user's description or instruction as the model reads it (unknown words rewritten)."""
-        return self.lexicon(text) if self.rewrite_unknown_words else text
+        """A user's description or instruction as the model reads it (unknown words rewritten).
+        WordNet is loaded only for a text with a word the model does not know."""
+        unknown = any(len(w) >= MIN_LETTERS and w.lower() not in self.known_words for w in WORD.findall(text))
+        return self.lexicon(text) if self.rewrite_unknown_words and unknown else text
 
     @classmethod
     def from_pretrained(cls, path: str | Path = shipped.MODEL, device: str = "cpu", bf16: bool | None = None) -> Talk2Face:

@@ -105,6 +105,14 @@ def test_descriptions_are_read_with_unknown_words_rewritten(talk2face):
         talk2face.rewrite_unknown_words = True
 
 
+def test_wordnet_loads_only_for_a_description_with_an_unknown_word(tiny_model):
+    model = Talk2Face.from_pretrained(tiny_model)
+    assert model.free_text("a smiling man with glasses") == "a smiling man with glasses"
+    assert "lexicon" not in vars(model)  # every word known: nothing to rewrite, WordNet never loaded
+    assert model.free_text("a lady with specs") == "a woman with spectacles"
+    assert "lexicon" in vars(model)
+
+
 def test_compiled_decoding_samples_the_same_faces(tiny_model):
     plain = Talk2Face.from_pretrained(tiny_model, bf16=False)
     compiled = Talk2Face.from_pretrained(tiny_model, bf16=False).compile()
