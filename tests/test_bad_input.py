@@ -31,6 +31,11 @@ def not_utf8_source(tmp: Path) -> Path:
 
 
 # id -> (argv builder (world, model, face, tmp) -> argv, what the message must contain)
+def generate_with(*flags: str) -> Callable[..., list[str]]:
+    """argv of `talk2face generate` on the tiny model with these extra flags."""
+    return lambda w, m, f, t: ["generate", "a face", "--out", str(t / "a.png"), "--model", str(m), *flags]
+
+
 CASES: dict[str, tuple[Callable[..., list[str]], str]] = {
     "truncated model.safetensors": (lambda w, m, f, t: ["caption", f, "--model", str(
         damaged(m, t, "model.safetensors", lambda b: b[: len(b) // 2]))], "model.safetensors"),
@@ -41,18 +46,12 @@ CASES: dict[str, tuple[Callable[..., list[str]], str]] = {
     "bad tokenizer.json": (lambda w, m, f, t: ["caption", f, "--model", str(
         damaged(m, t, "tokenizer.json", lambda b: b"{\"version\": 1"))], "tokenizer.json: not a tokenizers JSON file"),
     "device tpu": (lambda w, m, f, t: ["age", f, "--model", str(m), "--device", "tpu"], "--device 'tpu'"),
-    "cfg-scale nan": (lambda w, m, f, t: ["generate", "a face", "--out", str(t / "a.png"), "--model", str(m),
-                                          "--cfg-scale", "nan"], "cfg_scale=nan"),
-    "cfg-scale -5": (lambda w, m, f, t: ["generate", "a face", "--out", str(t / "a.png"), "--model", str(m),
-                                         "--cfg-scale", "-5"], "cfg_scale=-5.0"),
-    "temperature -1": (lambda w, m, f, t: ["generate", "a face", "--out", str(t / "a.png"), "--model", str(m),
-                                           "--temperature", "-1"], "temperature=-1.0"),
-    "top-p 2": (lambda w, m, f, t: ["generate", "a face", "--out", str(t / "a.png"), "--model", str(m),
-                                    "--top-p", "2"], "top_p=2.0"),
-    "top-k -5": (lambda w, m, f, t: ["generate", "a face", "--out", str(t / "a.png"), "--model", str(m),
-                                     "--top-k", "-5"], "top_k=-5"),
-    "rerank 0": (lambda w, m, f, t: ["generate", "a face", "--out", str(t / "a.png"), "--model", str(m),
-                                     "--rerank", "0"], "rerank=0"),
+    "cfg-scale nan": (generate_with("--cfg-scale", "nan"), "cfg_scale=nan"),
+    "cfg-scale -5": (generate_with("--cfg-scale", "-5"), "cfg_scale=-5.0"),
+    "temperature -1": (generate_with("--temperature", "-1"), "temperature=-1.0"),
+    "top-p 2": (generate_with("--top-p", "2"), "top_p=2.0"),
+    "top-k -5": (generate_with("--top-k", "-5"), "top_k=-5"),
+    "rerank 0": (generate_with("--rerank", "0"), "rerank=0"),
     "empty prompt": (lambda w, m, f, t: ["generate", "  ", "--out", str(t / "a.png"), "--model", str(m)],
                      "the description is empty"),
     "empty instruction": (lambda w, m, f, t: ["edit", f, "", "--out", str(t / "e.png"), "--model", str(m)],
