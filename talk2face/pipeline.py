@@ -260,7 +260,7 @@ class Talk2Face:
         uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(cond)
         codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
         if rerank > 1:
-            scores = self.caption_likelihood(codes, [t for t in texts for _ in range(per_text)])
+            scores = self.caption_likelihood(codes, [t for t in read for _ in range(per_text)])  # the words it drew from
             best = scores.view(len(texts), per_text).topk(num_samples, dim=1).indices  # (N, num_samples)
             codes = codes.view(len(texts), per_text, -1).gather(1, best[..., None].expand(-1, -1, codes.shape[-1]))
             codes = codes.flatten(0, 1)

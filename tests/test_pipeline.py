@@ -113,6 +113,15 @@ def test_wordnet_loads_only_for_a_description_with_an_unknown_word(tiny_model):
     assert "lexicon" in vars(model)
 
 
+def test_rerank_scores_the_description_as_the_model_read_it(tiny_model, monkeypatch):
+    model = Talk2Face.from_pretrained(tiny_model)
+    scored = []
+    likelihood = model.caption_likelihood
+    monkeypatch.setattr(model, "caption_likelihood", lambda codes, texts: scored.extend(texts) or likelihood(codes, texts))
+    model.text_to_face(["a lady with specs"], num_samples=1, rerank=2, seed=0)
+    assert scored == ["a woman with spectacles"] * 2  # not the raw words, which the captions never used
+
+
 def test_compiled_decoding_samples_the_same_faces(tiny_model):
     plain = Talk2Face.from_pretrained(tiny_model, bf16=False)
     compiled = Talk2Face.from_pretrained(tiny_model, bf16=False).compile()
