@@ -11,9 +11,11 @@ text-to-face control on in-distribution and held-out free-style prompts (`talk2f
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
-from datasets import load_from_disk
+from talk2face.data.pretokenize import META_NAME, load_tokenized
 
 FREE_STYLE = 2  # index % 3 of a free-style caption
 
@@ -26,7 +28,11 @@ def drop_free_style(row: dict) -> dict:
 
 
 def main(source: str, out: str) -> None:
-    load_from_disk(source).map(drop_free_style, desc="drop free-style captions").save_to_disk(out)
+    """Write the copy with the source's tokenize.json (same codes, same VQGAN), so it trains as is."""
+    dataset, meta = load_tokenized(source)
+    dataset.map(drop_free_style, desc="drop free-style captions").save_to_disk(out)
+    (Path(out) / META_NAME).write_text(json.dumps({**meta, "derived_from": str(source),
+                                                   "derivation": "free-style captions dropped"}, indent=2))
 
 
 if __name__ == "__main__":
