@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,6 +87,11 @@ def load_wordnet() -> WordNetCorpusReader:
         return _LocalWordNet(str(wordnet_dir()), None)
 
 
+def needs_rewriting(word: str, known: Collection[str]) -> bool:
+    """Whether the rewriter looks `word` up: long enough to describe a face, and not a known word."""
+    return len(word) >= MIN_LETTERS and word.lower() not in known
+
+
 def _neighbours(synset: Synset) -> list[Synset]:
     return synset.similar_tos() + synset.hypernyms() + synset.instance_hypernyms() + synset.hyponyms()
 
@@ -136,9 +141,9 @@ class Lexicon:
 
     def map_word(self, word: str) -> str | None:
         """The known word closest to `word` in WordNet, or None when `word` is known or unrelated."""
-        key = word.lower()
-        if key in self.known or len(key) < MIN_LETTERS:
+        if not needs_rewriting(word, self.known):
             return None
+        key = word.lower()
         if key not in self._cache:
             self._cache[key] = next((f for f in map(self._known_form, self._candidates(key)) if f), None)
         return self._cache[key]

@@ -33,7 +33,7 @@ from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.edit_regions import regenerated_cells, target_phrase
 from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, check_sampling
-from talk2face.lexicon import MIN_LETTERS, WORD, Lexicon, vocabulary_words
+from talk2face.lexicon import WORD, Lexicon, needs_rewriting, vocabulary_words
 from talk2face.sequences import SequenceBuilder
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
@@ -90,8 +90,8 @@ class Talk2Face:
     def free_text(self, text: str) -> str:
         """A user's description or instruction as the model reads it (unknown words rewritten).
         WordNet is loaded only for a text with a word the model does not know."""
-        unknown = any(len(w) >= MIN_LETTERS and w.lower() not in self.known_words for w in WORD.findall(text))
-        return self.lexicon(text) if self.rewrite_unknown_words and unknown else text
+        unknown = self.rewrite_unknown_words and any(needs_rewriting(w, self.known_words) for w in WORD.findall(text))
+        return self.lexicon(text) if unknown else text
 
     @classmethod
     def from_pretrained(cls, path: str | Path = shipped.MODEL, device: str = "cpu", bf16: bool | None = None) -> Talk2Face:

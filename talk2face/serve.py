@@ -58,7 +58,7 @@ def launch(args: argparse.Namespace):
     from talk2face.pipeline import Talk2Face
 
     model = Talk2Face.from_pretrained(args.model, device=args.device)
-    model.free_text(SHOWCASE_PROMPTS[0])  # loads WordNet now rather than on the first click
+    model.lexicon  # loads WordNet now rather than on the first click with a word the model does not know
     app = build_app(model, example_faces(model.vqgan.image_size, args.data))
     app.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True, ssr_mode=False,
                css=CSS, theme=_theme())
