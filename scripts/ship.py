@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from talk2face import shipped
-from talk2face.checkpoint import CARD_FILE, VQGAN_SUBDIR, check_checkpoint_folder, load_decoder
+from talk2face.checkpoint import CARD_FILE, VQGAN_SUBDIR, check_checkpoint_folder, load_decoder, read_card
 from talk2face.data.sources import open_source
 from talk2face.errors import UserError
 from talk2face.evaluation.benchmark import Benchmark, EvalConfig
@@ -141,13 +141,14 @@ def ship_model(args: argparse.Namespace) -> None:
     """The decoder in fp16, naming the shipped tokenizer, judged by `make eval` (its defaults) here."""
     source, dest, tokenizer = check_checkpoint_folder(args.source), Path(args.dest), shipped.VQGAN
     fresh_destination(dest, args.overwrite)
-    if weights_fingerprint(source / VQGAN_SUBDIR) != weights_fingerprint(tokenizer):
+    tokenizer_weights = weights_fingerprint(tokenizer)
+    if weights_fingerprint(source / VQGAN_SUBDIR) != tokenizer_weights:
         raise UserError(f"{source} was trained with another image tokenizer than the shipped {tokenizer}")
     dest.mkdir(parents=True)
     shutil.copytree(source, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(VQGAN_SUBDIR, "model.safetensors"))
     load_decoder(source).to(torch.float16).save_pretrained(dest)
-    card = json.loads((source / CARD_FILE).read_text())
-    card["vqgan"] = {"path": os.path.relpath(tokenizer, dest.resolve()), "fingerprint": weights_fingerprint(tokenizer)}
+    card = read_card(source)
+    card["vqgan"] = {"path": os.path.relpath(tokenizer, dest.resolve()), "fingerprint": tokenizer_weights}
     (dest / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     source_data = open_source(args.data)
     faces = [source_data.image_path(r) for r in list(source_data.records("test"))[:64]]
@@ -167,7 +168,7 @@ def ship_model(args: argparse.Namespace) -> None:
         f"One `{trained['model']}` decoder" + (" with face-grid cell embeddings" if trained.get("face_grid") else "")
         + (" and prefix-LM attention" if trained.get("prefix_lm") else "") + " for every SynFace task: "
         f"text-to-face, captioning, age, the {len(card['attributes'])} SynFace attributes and editing, "
-        f"over the shipped tokenizer's codes ({os.path.relpath(tokenizer, dest.resolve())}, weights {card['vqgan']['fingerprint']}). "
+        f"over the shipped tokenizer's codes ({card['vqgan']['path']}, weights {tokenizer_weights}). "
         f"Weights stored in fp16 ({size_mb:.1f} MB); they load into fp32 parameters "
         f"(`Talk2Face.from_pretrained('{dest}')`; against the fp32 weights on 64 test faces: ages within "
         f"{age_shift:.3f} years, {flips:.2%} of the attribute decisions changed).", "",

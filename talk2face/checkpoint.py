@@ -84,9 +84,9 @@ def check_checkpoint_folder(path: str | Path) -> Path:
     missing = [name for name in required if not (path / name).exists()]
     if missing:
         raise UserError(f"{path} is not a talk2face model folder: missing {', '.join(missing)}")
-    if not (vqgan_folder(path) / "config.json").exists():
+    if not (path / VQGAN_SUBDIR / "config.json").exists() and "vqgan" not in read_card(path):
         raise UserError(f"{path} is not a talk2face model folder: missing {VQGAN_SUBDIR}/config.json")
-    return path
+    return path  # a shared tokenizer is found and checked by vqgan_folder, when it is loaded
 
 
 def vqgan_folder(path: Path) -> Path:
@@ -99,8 +99,9 @@ def vqgan_folder(path: Path) -> Path:
     if not shared:
         return path / VQGAN_SUBDIR  # reported missing by the caller
     folder = (path / shared["path"]).resolve()
-    if weights_fingerprint(folder) != shared["fingerprint"]:
-        raise UserError(f"{path / CARD_FILE}: the image tokenizer {folder} has weights {weights_fingerprint(folder)}, "
+    found = weights_fingerprint(folder)
+    if found != shared["fingerprint"]:
+        raise UserError(f"{path / CARD_FILE}: the image tokenizer {folder} has weights {found}, "
                         f"not the {shared['fingerprint']} this model was trained with")
     return folder
 
