@@ -22,15 +22,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
 from talk2face.config import load_config
-from talk2face.data.pretokenize import load_tokenized
-from talk2face.sequences import MultiTaskDataset, collate
+from talk2face.sequences import collate
 from talk2face.templates import Templates
-from talk2face.train import TrainConfig, TrainingLoss, build_data, build_decoder, param_groups
-from talk2face.vocab import Vocab
+from talk2face.train import TrainConfig, TrainingLoss, build_data, build_decoder, build_vocab, param_groups, training_set
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +41,7 @@ class Variant:
         self.compiled = "+compile" in words
         overrides = [w for w in words if w != "+compile"] + [f"--data.sources=[{{tokenized: {args.tokenized}}}]"]
         self.cfg = cfg = load_config(TrainConfig, str(REPO / "experiments" / "synface-small.yaml"), overrides)
-        vocab = Vocab(Tokenizer.from_file(cfg.data.text_tokenizer), n_codes=load_tokenized(args.tokenized)[1]["n_codes"])
+        vocab = build_vocab(cfg)
         torch.manual_seed(cfg.seed)
         self.model = build_decoder(cfg, vocab).train()
         self.step_model = torch.compile(self.model, dynamic=True) if self.compiled else self.model
@@ -52,9 +49,7 @@ class Variant:
                                            betas=tuple(cfg.optim.betas))
         self.loss_of = TrainingLoss.from_config(cfg.data, vocab)
         builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
-        steps = args.warmup + args.steps
-        dataset = MultiTaskDataset(tables, cfg.data.task_weights, builder, cfg.seed, steps * cfg.batch_size,
-                                   task_block=cfg.batch_size if cfg.data.task_per_batch else 1)
+        dataset = training_set(cfg, builder, tables, (args.warmup + args.steps) * cfg.batch_size)
         self.batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=partial(collate, pad_id=vocab.pad_id)))
         self.seconds: list[float] = []
 

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader
 
 from talk2face.config import load_config
 from talk2face.modeling import MODEL_PRESETS, build_model
-from talk2face.sequences import MultiTaskDataset, collate
-from talk2face.train import TrainConfig, TrainingLoss, build_data, param_groups, train
+from talk2face.sequences import collate
+from talk2face.train import TrainConfig, TrainingLoss, build_data, param_groups, train, training_set
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 
@@ -115,8 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         cfg = load_config(TrainConfig, args.config, overrides)
         vocab = Vocab.from_pretrained(runs["bf16"].final_dir)
         builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
-        dataset = MultiTaskDataset(tables, cfg.data.task_weights, builder, cfg.seed, args.steps * cfg.batch_size,
-                                   task_block=cfg.batch_size if cfg.data.task_per_batch else 1)
+        dataset = training_set(cfg, builder, tables, args.steps * cfg.batch_size)
         batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=partial(collate, pad_id=vocab.pad_id)))
         bare = bare_loop(cfg, batches, vocab, bf16=True)
 

@@ -260,6 +260,19 @@ class TrainingLoss:
         return loss + self.face_weight * faces
 
 
+def build_vocab(cfg: TrainConfig) -> Vocab:
+    """The unified vocabulary: the text tokenizer's pieces, the specials and the codes of the data."""
+    n_codes = load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"]
+    return Vocab(read_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), n_codes=n_codes)
+
+
+def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict, sequences: int) -> MultiTaskDataset:
+    """`sequences` training sequences in the deterministic order of `cfg.seed` (whole micro-batches
+    of one task with data.task_per_batch)."""
+    return MultiTaskDataset(tables, cfg.data.task_weights, builder, seed=cfg.seed, length=sequences,
+                            task_block=cfg.batch_size if cfg.data.task_per_batch else 1)
+
+
 def build_decoder(cfg: TrainConfig, vocab: Vocab) -> torch.nn.Module:
     """The freshly initialised decoder `cfg` describes: preset, image rows, face grid, attention."""
     model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
@@ -357,15 +370,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     # started by torchrun join over gloo (accelerate's MULTI_CPU asks for cpu=True)
     state = PartialState(cpu=not torch.cuda.is_available())
     set_seed(cfg.seed)
-    vocab = Vocab(read_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), n_codes=load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"])
+    vocab = build_vocab(cfg)
     templates = Templates.load(cfg.data.templates)
 
     builder, tables = build_data(cfg, vocab, templates, "train", cfg.data.cfg_dropout)
     micro_batches = cfg.optim.max_steps * cfg.optim.grad_accum * state.num_processes
-    train_set = MultiTaskDataset(
-        tables, cfg.data.task_weights, builder, seed=cfg.seed, length=micro_batches * cfg.batch_size,
-        task_block=cfg.batch_size if cfg.data.task_per_batch else 1,
-    )
+    train_set = training_set(cfg, builder, tables, micro_batches * cfg.batch_size)
     loader = DataLoader(
         train_set, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
         collate_fn=partial(collate, pad_id=vocab.pad_id),
