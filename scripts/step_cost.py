@@ -1,12 +1,12 @@
 """The cost of one training step of each recipe variant, timed side by side on the same batches.
 
     python scripts/step_cost.py --tokenized runs/demo/tokenized \
-        "default=" "prefix_lm=--prefix_lm=true --data.prompt_face_loss=0" "compiled=+compile"
+        "default=" "prefix_lm=--prefix_lm=true --data.prompt_face_loss=0" "compiled=+compile" "bf16=+bf16"
 
 A variant is `name=FLAGS`: `experiments/synface-small.yaml` with those `--key=value` overrides
-(`+compile` also wraps the decoder in `torch.compile`). Each variant gets its own decoder and
+(`+compile` also wraps the decoder in `torch.compile`, `+bf16` runs the step under bf16 autocast). Each variant gets its own decoder and
 AdamW and the batches its own config builds from the same seed; the steps (forward, backward,
-clip, AdamW, as in talk2face.train, in fp32 or with --bf16 autocast) are interleaved round-robin
+clip, AdamW, as in talk2face.train) are interleaved round-robin
 so that a change in machine load hits every variant alike. Prints min and median seconds per
 step after the warm-up steps. Time on an idle machine: the README's recipe table charges each
 variant its measured cost.
@@ -39,7 +39,8 @@ class Variant:
         self.name, _, flags = spec.partition("=")
         words = shlex.split(flags)
         self.compiled = "+compile" in words
-        overrides = [w for w in words if w != "+compile"] + [f"--data.sources=[{{tokenized: {args.tokenized}}}]"]
+        self.bf16 = "+bf16" in words
+        overrides = [w for w in words if w not in ("+compile", "+bf16")] + [f"--data.sources=[{{tokenized: {args.tokenized}}}]"]
         self.cfg = cfg = load_config(TrainConfig, str(REPO / "experiments" / "synface-small.yaml"), overrides)
         vocab = build_vocab(cfg)
         torch.manual_seed(cfg.seed)
@@ -53,9 +54,9 @@ class Variant:
         self.batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=partial(collate, pad_id=vocab.pad_id)))
         self.seconds: list[float] = []
 
-    def step(self, i: int, bf16: bool) -> None:
+    def step(self, i: int) -> None:
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             loss = self.loss_of(self.step_model, self.batches[i])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip)
@@ -70,15 +71,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--tokenized", required=True, help="a pre-tokenized folder (talk2face tokenize)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed first steps per variant (compilation)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast instead of fp32")
     args = parser.parse_args(argv)
     variants = [Variant(spec, args) for spec in args.variants]
     for i in range(args.warmup + args.steps):
         for v in variants:
-            v.step(i, args.bf16)
+            v.step(i)
     results = {}
     print(f"seconds per training step ({args.steps} after {args.warmup} warm-up, interleaved, "
-          f"{torch.get_num_threads()} threads, {'bf16' if args.bf16 else 'fp32'}):")
+          f"{torch.get_num_threads()} threads):")
     base = None
     for v in variants:
         timed = v.seconds[args.warmup:]
