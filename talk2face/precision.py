@@ -168,3 +168,18 @@ def resolve(requested: str, run_dir: str | Path, make_step: Callable[[str], Call
     record.write_text(json.dumps(asdict(choice), indent=2) + "\n")
     log(choice.describe())
     return choice.mixed_precision
+
+
+def accelerator_for(precision: str, **kwargs):
+    """An `accelerate.Accelerator` for one training run at `precision` ("no" or "bf16").
+
+    accelerate keeps one AcceleratorState per process and refuses a second precision, but each run
+    measures its own (`mixed_precision: auto`), so a process that trains twice (the demo trains
+    the VQGAN and then the evaluator in-process; the tests train many models) drops the previous
+    run's state first. The distributed state (PartialState) is kept.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=precision, **kwargs)

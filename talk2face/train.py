@@ -38,7 +38,7 @@ from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
 from talk2face.precision import resolve as resolve_precision
-from talk2face.precision import step_probe
+from talk2face.precision import accelerator_for, step_probe
 from talk2face.precision import validate as validate_precision
 from talk2face.schedule import warmup_cosine
 from talk2face.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, collate
@@ -390,8 +390,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                            lambda m: loss_of(m, first_batch),
                            state.device.type)
         precision = resolve_precision(cfg.mixed_precision, cfg.output_dir, probe, state.device.type, log=state.print)
-    accelerator = Accelerator(
-        mixed_precision=precision,
+    accelerator = accelerator_for(
+        precision,
         gradient_accumulation_steps=cfg.optim.grad_accum,
         log_with=None if cfg.log_with == "none" else cfg.log_with,
         project_dir=cfg.output_dir,

@@ -68,3 +68,12 @@ def test_a_hopelessly_slow_candidate_is_not_timed_again(clock):
     choice = precision.measure(make_step, "cpu", repeats=3)
     assert choice.mixed_precision == "no" and calls == {"no": 4, "bf16": 1}
     assert choice.steps_per_s["bf16"] == pytest.approx(0.2)
+
+
+def test_a_second_run_in_the_same_process_gets_its_own_precision():
+    # accelerate alone refuses a second precision per process; the demo trains two models in one
+    first = precision.accelerator_for("no")
+    assert first.mixed_precision == "no"
+    second = precision.accelerator_for("bf16")
+    assert second.mixed_precision == "bf16"
+    assert precision.accelerator_for("no").mixed_precision == "no"

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator, PartialState
+from accelerate import PartialState
 from accelerate.utils import broadcast, set_seed
 from safetensors.torch import load_file, save_file
 from taming.modules.discriminator.model import NLayerDiscriminator, weights_init
@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from talk2face.config import from_dict, load_config, to_dict
 from talk2face.errors import UserError
 from talk2face.precision import resolve as resolve_precision
-from talk2face.precision import step_probe
+from talk2face.precision import accelerator_for, step_probe
 from talk2face.schedule import warmup_cosine
 from talk2face.vqgan.metrics import evaluate_reconstruction, load_split_pixels, psnr, to_float
 from talk2face.vqgan.model import VQGAN, VQGAN_PRESETS, VQGANConfig
@@ -230,7 +230,7 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         probe = step_probe(vq, lambda m: torch.optim.Adam(m.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas)),
                            lambda m: reconstruction_loss(m, first_batch, cfg.loss)[1], state.device.type)
         precision = resolve_precision(cfg.mixed_precision, out_dir, probe, state.device.type, log=state.print)
-    accelerator = Accelerator(mixed_precision=precision)
+    accelerator = accelerator_for(precision)
     per_process = cfg.optim.batch_size // accelerator.num_processes
     if per_process < 1:
         raise UserError(f"optim.batch_size {cfg.optim.batch_size} < {accelerator.num_processes} processes")
