@@ -4,10 +4,10 @@
         "default=" "prefix_lm=--prefix_lm=true --data.prompt_face_loss=0" "compiled=+compile" "bf16=+bf16"
 
 A variant is `name=FLAGS`: `experiments/synface-small.yaml` with those `--key=value` overrides
-(`+compile` also wraps the decoder in `torch.compile`, `+bf16` runs the step under bf16 autocast). Each variant gets its own decoder and
-AdamW and the batches its own config builds from the same seed; the steps (forward, backward,
-clip, AdamW, as in talk2face.train) are interleaved round-robin
-so that a change in machine load hits every variant alike. Prints min and median seconds per
+(`+compile` also wraps the decoder in `torch.compile`, `+bf16` runs the step under bf16
+autocast). Each variant gets its own decoder and AdamW and the batches its own config builds
+from the same seed; the steps (forward, backward, clip, AdamW, as in talk2face.train) are
+interleaved round-robin so that a change in machine load hits every variant alike. Prints min and median seconds per
 step after the warm-up steps. Time on an idle machine: the README's recipe table charges each
 variant its measured cost.
 """

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate.state import AcceleratorState
 from torch.utils.data import DataLoader
 
 from talk2face.config import load_config
@@ -110,8 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         runs = {}
         for precision in ("bf16", "no"):
             cfg = load_config(TrainConfig, args.config, overrides + [f"--mixed_precision={precision}", f"--output_dir={tmp / precision}"])
-            runs[precision] = train(cfg)
-            AcceleratorState._reset_state(reset_partial_state=True)  # accelerate keeps one precision per process
+            runs[precision] = train(cfg)  # each run sets its own precision (precision.accelerator_for)
         cfg = load_config(TrainConfig, args.config, overrides)
         vocab = Vocab.from_pretrained(runs["bf16"].final_dir)
         builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)

@@ -174,9 +174,9 @@ def accelerator_for(precision: str, **kwargs):
     """An `accelerate.Accelerator` for one training run at `precision` ("no" or "bf16").
 
     accelerate keeps one AcceleratorState per process and refuses a second precision, but each run
-    measures its own (`mixed_precision: auto`), so a process that trains twice (the demo trains
-    the VQGAN and then the evaluator in-process; the tests train many models) drops the previous
-    run's state first. The distributed state (PartialState) is kept.
+    measures its own (`mixed_precision: auto`), so a process that trains twice (the tests and the
+    demo's in-process VQGAN training; bench_train times both precisions) drops the previous run's
+    state first. The distributed state (PartialState) is kept.
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
