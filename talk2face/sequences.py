@@ -63,10 +63,14 @@ class SequenceBuilder:
         decision_weight: added to the `answer_weights` of each yes/no slot of an attribute list,
             in answers: 1.0 counts every decision as much as a whole age answer (by default a
             slot weighs 1/len of its ~100-token list, the attribute names taking the rest).
+        edit_change_weight: the codes of an edit's target face that differ from its source face
+            (the cells the instruction changes) weigh 1 + this times its other tokens: most target
+            codes are copies of the prompt's, which teach the decoder to copy rather than to change.
     """
 
     def __init__(self, vocab: Vocab, templates: Templates, max_length: int, cfg_dropout: float = 0.1,
-                 prompt_face_loss: bool = False, decision_weight: float = 0.0) -> None:
+                 prompt_face_loss: bool = False, decision_weight: float = 0.0,
+                 edit_change_weight: float = 0.0) -> None:
         if not 0.0 <= cfg_dropout <= 1.0:
             raise UserError(f"cfg_dropout must lie in [0, 1], got {cfg_dropout}")
         self.vocab = vocab
@@ -75,6 +79,7 @@ class SequenceBuilder:
         self.cfg_dropout = cfg_dropout
         self.prompt_face_loss = prompt_face_loss
         self.decision_weight = decision_weight
+        self.edit_change_weight = edit_change_weight
         verbalizer = templates.get("attributes").attributes if "attributes" in templates.tasks else None
         self.decision_ids = [vocab.token_id(verbalizer.yes), vocab.token_id(verbalizer.no)] if verbalizer else []
         self.reading_tasks = [t for t in READING_TASKS if t in templates.tasks]
@@ -132,6 +137,9 @@ class SequenceBuilder:
             weight = np.full(len(answer), 1.0 / len(answer))
             if self.decision_weight and sample.task == "attributes":
                 weight[np.isin(answer, self.decision_ids)] += self.decision_weight
+            if self.edit_change_weight and sample.task == "edit" and sample.prompt_faces and sample.target_faces:
+                changed = sample.target_faces[0] != sample.prompt_faces[0]  # (h*w,) cells the edit changes
+                weight[np.flatnonzero(v.is_image(answer))[changed]] *= 1.0 + self.edit_change_weight
             weights += [np.zeros(len(prompt) + 1), weight]
             face_labels += [np.where(v.is_image(prompt), prompt, IGNORE), np.full(len(answer) + 1, IGNORE)]
         input_ids = np.concatenate(ids).astype(np.int64)  # (L,)

@@ -76,6 +76,8 @@ class DataConfig:
     age_sigma: float = 0.0
     # answer_loss "answer": extra weight of each attribute yes/no slot, in answers (SequenceBuilder)
     decision_weight: float = 0.0
+    # answer_loss "answer": extra weight of the target codes an edit changes (SequenceBuilder)
+    edit_change_weight: float = 0.0
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
     task_per_batch: bool = True  # one task per micro-batch: ~1.5x fewer padding tokens on SynFace
     # image-token embeddings start as a projection of the VQGAN's code vectors (modeling.py); on
@@ -124,7 +126,8 @@ class TrainConfig:
 def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str, cfg_dropout: float):
     """The tables of records per source and the builder that turns them into sequences."""
     builder = SequenceBuilder(vocab, templates, max_length=cfg.data.max_length, cfg_dropout=cfg_dropout,
-                              prompt_face_loss=cfg.data.prompt_face_loss > 0, decision_weight=cfg.data.decision_weight)
+                              prompt_face_loss=cfg.data.prompt_face_loss > 0, decision_weight=cfg.data.decision_weight,
+                              edit_change_weight=cfg.data.edit_change_weight)
     tables = {}
     for src in cfg.data.sources:
         unknown = sorted(set(src.tasks) - set(TASKS) - {MULTI_ANSWER})

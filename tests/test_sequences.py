@@ -268,3 +268,20 @@ def test_decision_weight_goes_to_the_yes_no_slots_of_attribute_lists_only(vocab,
     assert slots.sum() == sum(1 for a in record.attributes)  # one slot per labelled attribute
     age = SequenceBuilder(vocab, templates, max_length=512, decision_weight=1.0).build("age", record, np.random.default_rng(0))
     assert age["answer_weights"].sum() == 1.0  # other answers keep their weight
+
+
+def test_edit_change_weight_goes_to_the_target_codes_the_edit_changes(vocab, templates):
+    record = make_record(7, edit=True)
+    plain = SequenceBuilder(vocab, templates, max_length=512, cfg_dropout=0.0).build("edit", record, np.random.default_rng(0))
+    weighted = SequenceBuilder(vocab, templates, max_length=512, cfg_dropout=0.0, edit_change_weight=3.0).build(
+        "edit", record, np.random.default_rng(0))
+    sep = int(np.flatnonzero(plain["input_ids"] == vocab.sep_id)[0])
+    target_codes = sep + 1 + np.flatnonzero(vocab.is_image(plain["input_ids"][sep + 1:]))  # (64,) positions
+    changed = record.edit.source != record.image  # (64,) the result against the face before the edit
+    assert 0 < changed.sum() < 64
+    np.testing.assert_allclose(weighted["answer_weights"][target_codes[changed]], 4.0 * plain["answer_weights"][target_codes[changed]])
+    rest = np.ones(len(plain["input_ids"]), bool)
+    rest[target_codes[changed]] = False
+    np.testing.assert_array_equal(weighted["answer_weights"][rest], plain["answer_weights"][rest])
+    caption = SequenceBuilder(vocab, templates, max_length=512, edit_change_weight=3.0).build("caption", record, np.random.default_rng(0))
+    assert caption["answer_weights"].sum() == pytest.approx(1.0)  # other tasks keep their weight
