@@ -26,6 +26,7 @@ $(STAMP): setup.cfg pyproject.toml
 # default of one thread per core spends more time synchronising than computing (measured ~4x).
 test: install
 	$(PY) -m ruff check talk2face scripts tests experiments
+	.venv/bin/lint-imports
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 # make demo VQGAN=train / EVALUATOR=train: train them here instead of using the shipped ones

@@ -26,19 +26,9 @@ import torch
 
 from talk2face.config import load_config
 from talk2face.errors import UserError
+from talk2face.shipped import SHOWCASE_EDITS, SHOWCASE_PROMPTS
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Prompts the demo shows: free-style wording, not only the training grammar's.
-SHOWCASE_PROMPTS = [
-    "a smiling old man with glasses",
-    "a young woman with blond hair and earrings",
-    "a bald man with a goatee",
-    "a little girl with bangs",
-    "a serious middle-aged woman with black wavy hair",
-    "a man in his sixties wearing a hat",
-]
-SHOWCASE_EDITS = ["make them smile", "add glasses", "make them look 30 years older", "give them gray hair"]
 
 
 @dataclass

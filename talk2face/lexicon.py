@@ -34,7 +34,7 @@ from pathlib import Path
 from nltk.corpus.reader.wordnet import WordNetCorpusReader, Synset
 
 from talk2face.errors import UserError
-from talk2face.text_tokenizer import SPACE
+from talk2face.vocab import SPACE
 
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
 NUMBER_NEXT = re.compile(r"\s*\d")  # "aged 34", "around 40": the number says it, WordNet would not

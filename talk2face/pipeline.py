@@ -34,7 +34,6 @@ from talk2face.errors import UserError
 from talk2face.edit_regions import regenerated_cells, target_phrase
 from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, check_sampling
 from talk2face.lexicon import WORD, Lexicon, needs_rewriting, vocabulary_words
-from talk2face.sequences import SequenceBuilder
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN
@@ -70,7 +69,7 @@ class Talk2Face:
         self.model = model.eval()
         self.vocab, self.vqgan, self.templates = vocab, vqgan.eval(), templates
         self.attributes = [a for a in ATTRIBUTES if a in set(attributes)]
-        self.builder = SequenceBuilder(vocab, templates, max_length=max_length, cfg_dropout=0.0)
+        self.max_length = max_length
         self.n_image_tokens = vqgan.grid_size[0] * vqgan.grid_size[1]
         self.device = next(model.parameters()).device
         self.bf16 = bf16
@@ -151,7 +150,8 @@ class Talk2Face:
         if text is None:
             raise UserError(f"{t.path}: task {task!r} has no unconditional prompt")
         sample = self.templates.render_raw(text, **fields)
-        return self.builder.prompt_ids(sample, min_answer=self.n_image_tokens + 2 if t.answers_with_face else 1)
+        return self.vocab.prompt_ids(sample.prompt, sample.prompt_faces, self.max_length,
+                                     min_answer=self.n_image_tokens + 2 if t.answers_with_face else 1)
 
     def _left_pad(self, rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-pad id arrays into (B, T) input_ids and attention_mask, so answers start aligned."""
@@ -413,7 +413,7 @@ class Talk2Face:
             fields["face"] = self.encode_faces(faces)
         fields = {k: self.free_text(v) if isinstance(v, str) else v for k, v in fields.items()}
         sample = self.templates.render_raw(template, **fields)
-        ids = self.builder.prompt_ids(sample)
+        ids = self.vocab.prompt_ids(sample.prompt, sample.prompt_faces, self.max_length)
         logits, _ = self._logits([ids])
         first = logits[0, -1]
         first[self.vocab.image_token_range.start :] = -float("inf")  # an answer starts with text or <boi>

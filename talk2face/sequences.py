@@ -155,20 +155,6 @@ class SequenceBuilder:
             out["face_labels"] = np.concatenate(face_labels).astype(np.int64)
         return out
 
-    def prompt_ids(self, sample: Sample, min_answer: int = 1) -> np.ndarray:
-        """`<bos> prompt <sep>` for inference, leaving room for at least `min_answer` tokens.
-
-        Returns:
-            (P+2,) int64 ids.
-        """
-        prompt = self.vocab.encode(sample.prompt, sample.prompt_faces)
-        if len(prompt) + 2 + min_answer > self.max_length:
-            raise UserError(
-                f"prompt has {len(prompt) + 2} tokens and the answer needs {min_answer}, "
-                f"but the model's context is {self.max_length}"
-            )
-        return np.concatenate([[self.vocab.bos_id], prompt, [self.vocab.sep_id]]).astype(np.int64)
-
 
 def collate(examples: Sequence[Mapping[str, np.ndarray]], pad_id: int, pad_to_multiple_of: int = 1) -> dict[str, torch.Tensor]:
     """Right-pad a list of built sequences into a batch.

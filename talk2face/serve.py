@@ -18,9 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from talk2face.demo import SHOWCASE_EDITS, SHOWCASE_PROMPTS
 from talk2face.errors import UserError
-from talk2face.shipped import MODEL
+from talk2face.shipped import MODEL, SHOWCASE_EDITS, SHOWCASE_PROMPTS
 
 PORT = 7860  # Gradio's usual one
 EXAMPLE_FACES = 6

@@ -51,9 +51,9 @@ from tqdm.auto import tqdm
 
 from talk2face.cli import run_standalone
 from talk2face.errors import UserError
+from talk2face.vocab import SPACE
 
 UNK = "<unk>"
-SPACE = "▁"  # U+2581, Metaspace's marker for "a space stood here"
 MAX_NUMBER = 120
 TEMPLATE_REPEAT = 50  # weight of each template string in the corpus (see the module docstring)
 # a whole number 0..120 (optionally after the space marker) standing alone, else one digit

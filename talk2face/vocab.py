@@ -21,6 +21,7 @@ vocabulary, image tokens included, without this project's code.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from tokenizers import AddedToken, Tokenizer
 from talk2face.errors import UserError, read_json
 
 PAD, BOS, EOS, SEP, BOI, EOI, FACE = "<pad>", "<bos>", "<eos>", "<sep>", "<boi>", "<eoi>", "<face>"
+SPACE = "▁"  # U+2581, the text tokenizer's Metaspace marker for "a space stood here"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, SEP, BOI, EOI, FACE)
 UNK = "<unk>"  # the text tokenizer's own unknown token (id 0), see text_tokenizer.py
 MAX_NUMBER = 120  # whole numbers 0..MAX_NUMBER are single tokens (ages; see text_tokenizer.py)
@@ -166,6 +168,20 @@ class Vocab:
             start = slot + 1
         parts.append(ids[start:])
         return np.concatenate(parts).astype(np.int64)
+
+    def prompt_ids(self, text: str, faces: Sequence[np.ndarray], max_length: int, min_answer: int = 1) -> np.ndarray:
+        """`<bos> prompt <sep>` for inference, leaving room for at least `min_answer` tokens.
+
+        Returns:
+            (P+2,) int64 ids.
+        """
+        prompt = self.encode(text, faces)
+        if len(prompt) + 2 + min_answer > max_length:
+            raise UserError(
+                f"prompt has {len(prompt) + 2} tokens and the answer needs {min_answer}, "
+                f"but the model's context is {max_length}"
+            )
+        return np.concatenate([[self.bos_id], prompt, [self.sep_id]]).astype(np.int64)
 
     def decode_text(self, ids: np.ndarray | torch.Tensor | list[int]) -> str:
         """Ids -> text, dropping specials and image tokens (the text of an answer or a prompt)."""
