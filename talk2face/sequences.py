@@ -20,13 +20,10 @@ its prompt minus the face (already in context), in shuffled order, loss on every
 One pass over the 64 codes then supervises age, attributes and caption at once, while each task
 still comes first (the inference form) in a third of the sequences.
 
-Padding vs packing. `collate` right-pads a batch to its longest sequence (with attention_mask);
-`pack` concatenates sequences into rows of a fixed length. A stock Llama attends across the
-concatenated examples unless it gets a 4D block-diagonal mask (`block_causal_mask`) or runs
-flash-attention-2 with restarting position_ids, and position ids must restart per example either
-way. On SynFace 64x64 the per-task lengths are close (see `python -m talk2face.seqlen`), so padding
-wastes little and keeps the stock model path simple: padding is the default, packing is offered
-with everything needed to use it correctly (position_ids, document ids, the 4D mask).
+Padding, not packing: `collate` right-pads a batch to its longest sequence (with attention_mask).
+With one task per micro-batch (data.task_per_batch) the lengths in a batch are close (see
+`python -m talk2face.seqlen`), so padding wastes little and keeps the stock model path: packed
+rows would need restarting position ids and a block-diagonal 4D mask.
 """
 
 from __future__ import annotations
@@ -181,70 +178,6 @@ def collate(examples: Sequence[Mapping[str, np.ndarray]], pad_id: int, pad_to_mu
             out[key][row, : len(e[key])] = e[key]
     out["attention_mask"] = (np.arange(T)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
     return {k: torch.from_numpy(v) for k, v in out.items()}
-
-
-def pack(examples: Sequence[Mapping[str, np.ndarray]], max_length: int, pad_id: int) -> dict[str, torch.Tensor]:
-    """Pack sequences into as few rows of `max_length` as first-fit-decreasing finds.
-
-    Every example keeps its own labels, so the loss never crosses a boundary: an example's first
-    label is its <bos>, which is -100, and so the last token of the previous example is never
-    trained to predict the next example's start.
-
-    Args:
-        examples: dicts with "input_ids" and "labels", each at most max_length long.
-        max_length: row length.
-        pad_id: the <pad> id for the unused tail of a row.
-    Returns:
-        input_ids, labels (-100 on padding), attention_mask (1 on real tokens), position_ids
-        (restarting at 0 for every example), document_ids (0, 1, ... per example in a row, -1 on
-        padding), each (R, max_length) int64. Use `block_causal_mask(document_ids)` for a 4D mask.
-    """
-    lengths = np.array([len(e["input_ids"]) for e in examples])
-    if lengths.max(initial=0) > max_length:
-        raise UserError(f"a sequence of {lengths.max()} tokens does not fit a packed row of {max_length}")
-    rows: list[list[int]] = []
-    free: list[int] = []
-    for i in np.argsort(-lengths, kind="stable"):
-        fit = next((r for r, f in enumerate(free) if f >= lengths[i]), None)
-        if fit is None:
-            rows.append([])
-            free.append(max_length)
-            fit = len(rows) - 1
-        rows[fit].append(int(i))
-        free[fit] -= int(lengths[i])
-    shape = (len(rows), max_length)
-    out = {
-        "input_ids": np.full(shape, pad_id, dtype=np.int64),
-        "labels": np.full(shape, IGNORE, dtype=np.int64),
-        "position_ids": np.zeros(shape, dtype=np.int64),
-        "document_ids": np.full(shape, -1, dtype=np.int64),
-    }
-    for r, members in enumerate(rows):
-        ids = [examples[i]["input_ids"] for i in members]
-        n = int(sum(len(x) for x in ids))
-        out["input_ids"][r, :n] = np.concatenate(ids)
-        out["labels"][r, :n] = np.concatenate([examples[i]["labels"] for i in members])
-        out["position_ids"][r, :n] = np.concatenate([np.arange(len(x)) for x in ids])
-        out["document_ids"][r, :n] = np.repeat(np.arange(len(ids)), [len(x) for x in ids])
-    out["attention_mask"] = (out["document_ids"] >= 0).astype(np.int64)
-    return {k: torch.from_numpy(v) for k, v in out.items()}
-
-
-def block_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
-    """Boolean 4D attention mask for packed rows: causal, and only within one example.
-
-    Args:
-        document_ids: (R, T) from `pack` (-1 on padding).
-    Returns:
-        (R, 1, T, T) bool, True where query t may attend key s.
-    """
-    T = document_ids.shape[1]
-    same = document_ids[:, :, None] == document_ids[:, None, :]  # (R, T, T)
-    causal = torch.ones(T, T, dtype=torch.bool).tril()  # (T, T)
-    real = (document_ids >= 0)[:, :, None]  # (R, T, 1)
-    # a padding query attends to itself only, so no row of the softmax is empty
-    diag = torch.eye(T, dtype=torch.bool)[None]  # (1, T, T)
-    return ((same & causal & real) | diag)[:, None]  # (R, 1, T, T)
 
 
 class TaskSampler:

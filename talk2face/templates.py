@@ -43,7 +43,6 @@ from talk2face.data.record import ATTRIBUTES, FaceRecord
 from talk2face.errors import UserError
 
 FACE_TOKEN = "<face>"  # the placeholder text Vocab.encode expands (talk2face.vocab.FACE)
-TASKS: tuple[str, ...] = ("text_to_face", "caption", "age", "attributes", "edit")  # the shipped tasks
 
 # placeholder -> FaceRecord label it needs (None: every record has a face)
 PLACEHOLDERS: dict[str, str | None] = {

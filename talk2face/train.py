@@ -31,8 +31,7 @@ from tqdm.auto import tqdm
 from talk2face import face_grid, prefix_lm
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
-from talk2face.data.mixture import TASKS
-from talk2face.data.record import ATTRIBUTES
+from talk2face.data.record import ATTRIBUTES, TASKS
 from talk2face.data.pretokenize import load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.lexicon import WORD

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -231,7 +230,3 @@ class Vocab:
         if saved != vocab.tokenizer.get_vocab(with_added_tokens=True):
             raise UserError(f"{tok_file}: token ids do not follow the talk2face layout")
         return vocab
-
-    def describe(self) -> dict[str, Any]:
-        """Sizes of each block of the vocabulary (for logs and model cards)."""
-        return {"text": self.n_text, "specials": len(SPECIALS), "image_codes": self.n_codes, "total": len(self)}

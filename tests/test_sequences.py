@@ -16,9 +16,10 @@ from talk2face.data.pretokenize import FEATURES, record_to_row
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.errors import UserError
 from talk2face.sequences import (
-    IGNORE, MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, TaskSampler, block_causal_mask, collate, label_mask, pack,
+    IGNORE, MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, TaskSampler, collate, label_mask,
 )
-from talk2face.templates import TASKS, Templates
+from talk2face.data.record import TASKS
+from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,31 +111,6 @@ def test_collate_pads_right(vocab, templates):
         assert (batch["input_ids"][row, n:] == vocab.pad_id).all()
         assert (batch["labels"][row, n:] == IGNORE).all()
         assert batch["attention_mask"][row].sum() == n
-
-
-def test_pack_keeps_every_example_and_blocks_cross_attention(vocab, templates):
-    b = builder(vocab, templates)
-    rng = np.random.default_rng(0)
-    examples = [b.build(TASKS[i % 5], make_record(i, edit=True), rng) for i in range(12)]
-    packed = pack(examples, 256, vocab.pad_id)
-    assert packed["input_ids"].shape[0] < len(examples)
-    docs = packed["document_ids"]
-    recovered = sorted(
-        packed["input_ids"][r][docs[r] == d].tolist() for r in range(len(docs)) for d in range(int(docs[r].max()) + 1)
-    )
-    assert recovered == sorted(e["input_ids"].tolist() for e in examples)
-    recovered_labels = sorted(
-        packed["labels"][r][docs[r] == d].tolist() for r in range(len(docs)) for d in range(int(docs[r].max()) + 1)
-    )
-    assert recovered_labels == sorted(e["labels"].tolist() for e in examples)
-    starts = (packed["position_ids"] == 0) & (packed["attention_mask"] == 1)
-    assert (packed["input_ids"][starts] == vocab.bos_id).all() and int(starts.sum()) == len(examples)
-    assert (packed["labels"][starts] == IGNORE).all()  # nothing is trained across a boundary
-    mask = block_causal_mask(docs)
-    r = 0
-    first_len = int((docs[r] == 0).sum())
-    assert not mask[r, 0, first_len, :first_len].any()  # 2nd example cannot see the 1st
-    assert mask[r, 0, first_len - 1, :first_len].all() and not mask[r, 0, 0, 1]
 
 
 def test_task_sampler_follows_weights():

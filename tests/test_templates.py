@@ -12,7 +12,8 @@ from tokenizers import Tokenizer
 
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.errors import UserError
-from talk2face.templates import TASKS, Templates
+from talk2face.data.record import TASKS
+from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from talk2face.data.sources import Source, open_source, source_from_dict
+from talk2face.data.record import TASKS
 from talk2face.errors import UserError
 
-TASKS: tuple[str, ...] = ("text_to_face", "caption", "age", "attributes", "edit")
 _ENTRY_KEYS = {"source", "weight", "tasks", "name"}
 
 
@@ -55,11 +55,6 @@ class Mixture:
         total = sum(s.weight for s in self.sources)
         return [s.weight / total for s in self.sources]
 
-    def for_task(self, task: str) -> list[MixtureSource]:
-        """The entries that may train `task`."""
-        if task not in TASKS:
-            raise UserError(f"unknown task {task!r}; tasks are {list(TASKS)}")
-        return [s for s in self.sources if task in s.tasks]
 
 
 def _parse_entry(entry: Any, base: Path, where: str) -> MixtureSource:

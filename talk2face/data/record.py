@@ -24,6 +24,13 @@ ATTRIBUTES: tuple[str, ...] = (
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
+# The tasks one model learns (each has a templates/<task>.yaml), in the order training defaults list them.
+TASKS: tuple[str, ...] = ("text_to_face", "caption", "age", "attributes", "edit")
+
+# CelebA's "Young" has no published threshold; SynFace labels Young == age < YOUNG_BELOW, and a
+# caption's stated age claims Young by the same rule (talk2face.evaluation.caption_attributes).
+YOUNG_BELOW = 36
+
 # Ages are whole years 0..MAX_AGE: each is one answer token (vocab.MAX_NUMBER), and -1 is how a
 # tokenized row says "unknown", so a reader refuses anything outside the range.
 MAX_AGE = 120

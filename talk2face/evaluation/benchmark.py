@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from talk2face.checkpoint import read_card
 from talk2face.data.images import load_images
-from talk2face.data.record import FaceRecord
+from talk2face.data.record import TASKS, FaceRecord
 from talk2face.data.sources import Source, open_source
 from talk2face.device import check_device
 from talk2face.edit_regions import EDIT_REGIONS
@@ -45,7 +45,6 @@ from talk2face.evaluation.inception import InceptionFeatures
 from talk2face.evaluation.report import write_report
 from talk2face.generation import check_sampling
 
-TASKS = ("age", "attributes", "caption", "text_to_face", "edit")
 _STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old)|\baged\s+(\d{1,3})\b|\bage\s+(\d{1,3})\b")
 
 @dataclass

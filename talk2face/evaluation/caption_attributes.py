@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from talk2face.data.record import ATTRIBUTES
+from talk2face.data.record import ATTRIBUTES, YOUNG_BELOW
 
 _HAIR = r"(?:\s+\w+){0,2}\s+hair|-haired"  # "blond hair", "blond wavy hair", "blond-haired"
 
@@ -83,9 +83,6 @@ LEXICON: dict[str, list[tuple[str, bool]]] = {
 }
 assert set(LEXICON) <= set(ATTRIBUTES), sorted(set(LEXICON) - set(ATTRIBUTES))
 
-# A stated age claims Young as CelebA-style labels define it; CelebA publishes no threshold, so
-# we use SynFace's (talk2face.data.synface.params.YOUNG_BELOW).
-YOUNG_BELOW = 36
 _STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old|\s+years?\s+of\s+age)|aged\s+(\d{1,3})\b")
 
 _PATTERNS = [

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from talk2face.data.record import YOUNG_BELOW
+
 # The CelebA attributes SynFace draws (exact names from talk2face.data.record.ATTRIBUTES).
 SYN_ATTRIBUTES: tuple[str, ...] = (
     "Arched_Eyebrows", "Bald", "Bangs", "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair",
@@ -32,7 +34,6 @@ SYN_ATTRIBUTES: tuple[str, ...] = (
     "Wearing_Necklace", "Wearing_Necktie", "Young",
 )
 HAIR_COLORS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
-YOUNG_BELOW = 36  # Young == age < 36
 MIN_AGE, MAX_AGE = 1, 90
 
 EYE_COLORS: tuple[str, ...] = ("brown", "dark brown", "blue", "green", "grey", "hazel")
