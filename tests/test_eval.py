@@ -8,6 +8,7 @@ import torch
 
 from talk2face.cli import main
 from talk2face.errors import UserError
+from talk2face.evaluation.caption_attributes import caption_mentions
 from talk2face.evaluation.benchmark import claims_of, control_accuracy, named_features, stated_age
 from talk2face.evaluation.inception import InceptionFeatures
 
@@ -64,6 +65,9 @@ def test_one_task_and_missing_evaluator_keep_going(tiny_model, tiny_world, tmp_p
 def test_claims_and_stated_ages():
     assert claims_of(["Smiling", "!Eyeglasses"]) == {"Smiling": True, "Eyeglasses": False}
     assert stated_age("a 34-year-old man") == 34 and stated_age("a lady aged 61") == 61 and stated_age("a man") is None
+    # the prompts' stated age and the captions' Young claim read ages by one rule
+    assert stated_age("a woman 70 years of age") == 70 and stated_age("a man, age 20") == 20
+    assert "Young" in caption_mentions("a man, age 20") and "!Young" in caption_mentions("a woman 70 years of age", True)
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.1]])  # two samples of one prompt
     assert control_accuracy([{"Smiling": True, "Eyeglasses": False}], probs, ["Smiling", "Eyeglasses"], 2) == 0.75
     said = claims_of(["!Male", "Young", "Smiling", "!Eyeglasses"])

@@ -13,7 +13,6 @@ analysis tasks, VQ reconstructions of the real test faces (the tokenizer's ceili
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from talk2face.device import check_device
 from talk2face.edit_regions import EDIT_REGIONS
 from talk2face.errors import UserError
 from talk2face.evaluation.baselines import MajorityAttributes, MeanAge, NearestNeighbourCaption
-from talk2face.evaluation.caption_attributes import attribute_precision_recall, caption_mentions
+from talk2face.evaluation.caption_attributes import attribute_precision_recall, caption_mentions, stated_ages
 from talk2face.evaluation.caption_metrics import caption_scores
 from talk2face.evaluation.evaluator import FaceEvaluator
 from talk2face import shipped
@@ -44,8 +43,6 @@ from talk2face.evaluation.face_metrics import (
 from talk2face.evaluation.inception import InceptionFeatures
 from talk2face.evaluation.report import write_report
 from talk2face.generation import check_sampling
-
-_STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old)|\baged\s+(\d{1,3})\b|\bage\s+(\d{1,3})\b")
 
 @dataclass
 class EvalConfig:
@@ -68,8 +65,8 @@ class EvalConfig:
 
 def stated_age(text: str) -> int | None:
     """The age a description states in digits ("a 34-year-old", "aged 34"), else None."""
-    m = _STATED_AGE.search(text.lower())
-    return int(next(g for g in m.groups() if g)) if m else None
+    ages = stated_ages(text)
+    return ages[0] if ages else None
 
 
 def claims_of(mentions: Sequence[str]) -> dict[str, bool]:

@@ -83,7 +83,14 @@ LEXICON: dict[str, list[tuple[str, bool]]] = {
 }
 assert set(LEXICON) <= set(ATTRIBUTES), sorted(set(LEXICON) - set(ATTRIBUTES))
 
-_STATED_AGE = re.compile(r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old|\s+years?\s+of\s+age)|aged\s+(\d{1,3})\b")
+# an age stated in digits: "a 34-year-old", "34 years old", "34 years of age", "aged 34", "age 34"
+_STATED_AGE = re.compile(
+    r"(?<![\w-])(\d{1,3})(?:-year-old|\s+years?\s+old|\s+years?\s+of\s+age)|\baged\s+(\d{1,3})\b|\bage\s+(\d{1,3})\b")
+
+
+def stated_ages(text: str) -> list[int]:
+    """The ages a text states in digits, in order ("a 34-year-old" -> [34]; "a man" -> [])."""
+    return [int(next(g for g in m.groups() if g)) for m in _STATED_AGE.finditer(text.lower())]
 
 _PATTERNS = [
     (name, re.compile(rf"(?<![\w'-])(?:{regex})(?![\w-])"), value)
@@ -116,8 +123,7 @@ def caption_claims(text: str) -> dict[str, bool]:
             negated = _NEGATION.search(lowered, start, match.start()) is not None
             claim = value != negated
             claims[name] = claims.get(name, False) or claim
-    for match in _STATED_AGE.finditer(lowered):
-        age = int(match.group(1) or match.group(2))
+    for age in stated_ages(lowered):
         claims["Young"] = claims.get("Young", False) or age < YOUNG_BELOW
     return claims
 
