@@ -32,7 +32,7 @@ from talk2face.data.record import ATTRIBUTES
 from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.edit_regions import regenerated_cells, target_phrase
-from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, check_sampling
+from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, Sampling
 from talk2face.lexicon import WORD, Lexicon, needs_rewriting, vocabulary_words
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
@@ -174,8 +174,7 @@ class Talk2Face:
 
     @torch.no_grad()
     def _generate_faces(
-        self, cond: Sequence[np.ndarray], uncond: Sequence[np.ndarray] | None, cfg_scale: float | None,
-        temperature: float, top_k: int, top_p: float, seed: int | None, batch_size: int,
+        self, cond: Sequence[np.ndarray], uncond: Sequence[np.ndarray] | None, sampling: Sampling, batch_size: int,
         keep: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> torch.Tensor:
         """Sample exactly h*w codes after each `<bos> prompt <sep>`; returns codes (B, h*w).
@@ -183,12 +182,12 @@ class Talk2Face:
         `keep` = (source codes (B, h*w), mask (B, h*w)): where the mask is set, the source code is
         forced instead of sampled.
         """
-        check_sampling(cfg_scale, temperature, top_k, top_p)
         n = self.n_image_tokens
-        guided = uncond is not None and cfg_scale is not None and cfg_scale != 1.0
+        s = sampling
+        guided = uncond is not None and s.cfg_scale is not None and s.cfg_scale != 1.0
         generator = torch.Generator(self.device)
-        generator.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31, ())))
-        sampler = GuidedSampler(cfg_scale if guided else None, temperature, top_k, top_p, generator)
+        generator.manual_seed(int(s.seed) if s.seed is not None else int(torch.randint(2**31, ())))
+        sampler = GuidedSampler(s.cfg_scale if guided else None, s.temperature, s.top_k, s.top_p, generator)
         image_only = AllowedRange(self.vocab.image_token_range.start, self.vocab.image_token_range.stop)
         out = []
         for start in range(0, len(cond), batch_size):
@@ -258,7 +257,7 @@ class Talk2Face:
         read = [self.free_text(t) for t in texts]
         cond = [self._task_prompt("text_to_face", text=t) for t in read for _ in range(per_text)]
         uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(cond)
-        codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
+        codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, top_p, seed), batch_size)
         if rerank > 1:
             scores = self.caption_likelihood(codes, [t for t in read for _ in range(per_text)])  # the words it drew from
             best = scores.view(len(texts), per_text).topk(num_samples, dim=1).indices  # (N, num_samples)
@@ -285,7 +284,7 @@ class Talk2Face:
         faces = self.encode_faces(images)
         cond = [self._task_prompt("edit", face=f, instruction=self.free_text(i)) for f, i in zip(faces, instructions)]
         uncond = [self._task_prompt("edit", unconditional=True, face=f) for f in faces]
-        codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, top_p, seed, batch_size)
+        codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, top_p, seed), batch_size)
         return self.decode_faces(codes)
 
     def edit_in_place(
@@ -309,7 +308,7 @@ class Talk2Face:
         kept = np.tile(~regenerated_cells(attribute, self.vqgan.grid_size), (len(sources), 1))  # (N*C, h*w)
         cond = [self._task_prompt("text_to_face", text=target_phrase(attribute, value))] * len(sources)
         uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(sources)
-        codes = self._generate_faces(cond, uncond, cfg_scale, temperature, top_k, 1.0, seed, batch_size,
+        codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, seed=seed), batch_size,
                                      keep=(sources, kept))  # (N*C, h*w)
         p_yes = torch.tensor([p[attribute] for p in self._attribute_probs(list(codes.cpu().numpy()), [attribute])])
         score = (p_yes if value else 1 - p_yes).view(-1, candidates)  # (N, C)
@@ -418,6 +417,6 @@ class Talk2Face:
         first = logits[0, -1]
         first[self.vocab.image_token_range.start :] = -float("inf")  # an answer starts with text or <boi>
         if int(first.argmax()) == self.vocab.boi_id:
-            codes = self._generate_faces([ids], None, None, 1.0, 0, 1.0, None, 1)
+            codes = self._generate_faces([ids], None, Sampling(), 1)
             return self.decode_faces(codes)[0]
         return self._generate_text([ids], max_new_tokens, 1)[0]

@@ -125,8 +125,8 @@ def test_rerank_scores_the_description_as_the_model_read_it(tiny_model, monkeypa
 def test_compiled_decoding_samples_the_same_faces(tiny_model):
     plain = Talk2Face.from_pretrained(tiny_model, bf16=False)
     compiled = Talk2Face.from_pretrained(tiny_model, bf16=False).compile()
-    a = plain._generate_faces([plain._task_prompt("text_to_face", text="a man")] * 2, None, None, 1.0, 0, 1.0, 5, 2)
-    b = compiled._generate_faces([plain._task_prompt("text_to_face", text="a man")] * 2, None, None, 1.0, 0, 1.0, 5, 2)
+    a = plain.text_to_face("a man", num_samples=2, cfg_scale=None, seed=5)
+    b = compiled.text_to_face("a man", num_samples=2, cfg_scale=None, seed=5)
     assert compiled.model.generation_config.cache_implementation == "static"
-    assert hasattr(compiled.model, "_compiled_call")  # transformers compiled the decoding step
-    assert torch.equal(a, b)  # same seed, same model: the static cache and compiled step change nothing
+    # same seed, same model: the static cache and compiled step change nothing
+    assert [np.asarray(x).tobytes() for x in a] == [np.asarray(x).tobytes() for x in b]
