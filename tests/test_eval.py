@@ -1,6 +1,7 @@
 """`talk2face eval` end to end on the tiny world: every task reported, files written, bad input named."""
 
 import json
+import math
 import warnings
 
 import pytest
@@ -43,11 +44,10 @@ def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, inceptio
     assert {"model (in-distribution prompts)", "model (held-out free-style prompts)",
             "model (held-out free-style prompts, unknown words kept)",
             "VQ reconstruction of real faces (ceiling)"} <= set(t2f)
-    assert t2f["model (in-distribution prompts)"]["FID (Inception)"] >= 0
-    assert t2f["VQ reconstruction of real faces (ceiling)"]["FID (Inception)"] >= 0
-    assert 0 <= report["edit"]["metrics"]["model"]["success"] <= 1
-    assert 0 <= report["edit"]["metrics"]["model, in place (no edit pairs)"]["preservation"] <= 1
-    assert 0 <= report["edit"]["metrics"]["true edited faces through the VQGAN (ceiling)"]["success"] <= 1
+    # drawn faces are not the real ones: a distance of 0 (or the clamp at 0 hiding a negative) is a bug
+    assert all(math.isfinite(row["FID (Inception)"]) and row["FID (Inception)"] > 0
+               for name, row in t2f.items() if "FID (Inception)" in row)
+    assert {"model", "model, in place (no edit pairs)", "true edited faces through the VQGAN (ceiling)"} <= set(report["edit"]["metrics"])
     md = (out / "report.md").read_text()
     assert "## age" in md and (out / "age_age_scatter.png").exists() and (out / "text_to_face.png").exists()
 

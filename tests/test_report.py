@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from talk2face.evaluation.report import attribute_bars, image_grid, markdown_table, write_report
+from talk2face.evaluation.report import _PALETTE, attribute_bars, image_grid, markdown_table, write_report
 
 
 def _results() -> dict:
@@ -65,6 +66,7 @@ def test_markdown_table_fills_missing_cells():
     assert table.splitlines() == ["| | a | b |", "|---|---:|---:|", "| model | 1.0000 | – |", "| baseline | – | 2 |"]
 
 
-def test_attribute_bars_draws_every_row():
-    image = attribute_bars({"model": {"Smiling": 1.0}, "majority": {"Smiling": 0.5}})
-    assert image.mode == "RGB" and image.size[1] > 50
+def test_attribute_bars_are_as_long_as_their_values():
+    image = np.asarray(attribute_bars({"model": {"Smiling": 1.0}, "majority": {"Smiling": 0.5}}))
+    lengths = [int((image == colour).all(-1).sum(1).max()) for colour in _PALETTE[:2]]  # longest run per row colour
+    assert lengths[0] == pytest.approx(2 * lengths[1], abs=2) and lengths[1] > 100  # 1.0 draws twice 0.5
