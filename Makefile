@@ -25,16 +25,16 @@ $(STAMP): setup.cfg pyproject.toml
 # One thread per test process: the tests' tensors are tiny, and on 2 shared cores torch's
 # default of one thread per core spends more time synchronising than computing (measured ~4x).
 test: install
-	$(PY) -m ruff check talk2face scripts tests experiments
+	$(PY) -m ruff check talk2face benchmarks scripts tests experiments
 	.venv/bin/lint-imports
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 # make demo VQGAN=train / EVALUATOR=train: train them here instead of using the shipped ones
 demo: install
-	$(PY) -m talk2face.demo $(if $(VQGAN),--vqgan=$(VQGAN)) $(if $(filter train,$(EVALUATOR)),--evaluator=train)
+	$(PY) -m benchmarks.demo $(if $(VQGAN),--vqgan=$(VQGAN)) $(if $(filter train,$(EVALUATOR)),--evaluator=train)
 
 bench: install
-	$(PY) -m talk2face.bench
+	$(PY) -m benchmarks.bench
 
 eval: install
 	$(PY) -m talk2face.cli eval --model $(MODEL) --data $(DATA) --evaluator $(EVALUATOR) --out $(OUT) --tasks $(TASKS)

@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's benchmarks (not installed)
+from benchmarks import vqgan as vqgan_bench
 from talk2face import shipped
 from talk2face.checkpoint import CARD_FILE, VQGAN_SUBDIR, check_checkpoint_folder, load_decoder, read_card
 from talk2face.data.sources import open_source
@@ -36,7 +38,6 @@ from talk2face.evaluation.evaluator import FaceEvaluator
 from talk2face.fingerprint import weights_fingerprint
 from talk2face.pipeline import Talk2Face
 from talk2face.precision import cpu_model
-from talk2face.vqgan import bench as vqgan_bench
 from talk2face.vqgan.model import VQGAN
 
 
@@ -86,7 +87,7 @@ def ship_vqgan(args: argparse.Namespace) -> None:
         f"{metrics.get('mixed_precision', precision.get('mixed_precision', '?'))}"
         + (f" ({', '.join(f'{k} {v:.2f} steps/s' for k, v in precision['steps_per_s'].items())})" if precision else "") + ".",
         f"- Shipped on {datetime.date.today().isoformat()}.", "",
-        "## Figures (`python -m talk2face.vqgan.bench`, the whole SynFace seed-0 test split)", "",
+        "## Figures (`python -m benchmarks.vqgan`, the whole SynFace seed-0 test split)", "",
         "| measure | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "",
     ]
     (dest / "README.md").write_text("\n".join(card))

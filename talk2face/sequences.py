@@ -22,7 +22,7 @@ still comes first (the inference form) in a third of the sequences.
 
 Padding, not packing: `collate` right-pads a batch to its longest sequence (with attention_mask).
 With one task per micro-batch (data.task_per_batch) the lengths in a batch are close (see
-`python -m talk2face.seqlen`), so padding wastes little and keeps the stock model path: packed
+`python scripts/seqlen.py`), so padding wastes little and keeps the stock model path: packed
 rows would need restarting position ids and a block-diagonal 4D mask.
 """
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import REPO
-from talk2face.demo import main
+from benchmarks.demo import main
 
 
 @pytest.mark.slow

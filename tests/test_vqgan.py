@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from taming.modules.diffusionmodules.model import Decoder, Encoder
 from taming.modules.vqvae.quantize import VectorQuantizer2
 
-import talk2face.vqgan.bench as bench
+import benchmarks.vqgan as bench
 import talk2face.vqgan.train as vqtrain
 from talk2face.errors import UserError
 from talk2face.vqgan import VQGAN, VQGAN_PRESETS, VQGANConfig

@@ -1,6 +1,6 @@
 """`make bench`: every speed target of the project, measured on this machine, printed.
 
-    python -m talk2face.bench [--vqgan DIR] [--data DIR]
+    python -m benchmarks.bench [--vqgan DIR] [--data DIR]
 
 1. SynFace rendering (faces/s),
 2. the image tokenizer: PSNR, codebook usage, pre-tokenization images/s, codes vs pixels on the fly,
@@ -16,7 +16,8 @@ import argparse
 import datetime
 from pathlib import Path
 
-from talk2face import bench_generation, bench_synface, bench_train, shipped
+from benchmarks import generation, synface, training
+from talk2face import shipped
 from talk2face.precision import cpu_model
 
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cpu, date = cpu_model(), datetime.date.today().isoformat()  # every figure below was measured on this CPU
     print(f"== SynFace ({cpu}, {date}) ==")
-    bench_synface.main([])
+    synface.main([])
     print(f"\n== image tokenizer ({cpu}, {date}) ==")
     if Path(args.vqgan, "config.json").exists() and Path(args.data).is_dir():
         from talk2face.vqgan import bench as bench_vqgan
@@ -38,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print(f"skipped: no trained VQGAN at {args.vqgan} (run `make demo` first)")
     print(f"\n== decoder training ({cpu}, {date}) ==")
-    bench_train.main([])
+    training.main([])
     print(f"\n== generation ({cpu}, {date}) ==")
-    bench_generation.main([])
+    generation.main([])
 
 
 if __name__ == "__main__":

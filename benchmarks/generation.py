@@ -1,6 +1,6 @@
 """Generation-speed benchmark (issue 7), every figure measured side by side in one run.
 
-    python -m talk2face.bench_generation [--model DIR] [--faces 16]
+    python -m benchmarks.generation [--model DIR] [--faces 16]
 
 1. 16 faces: this project's batched, constrained `text_to_face` (KV cache, one `generate` call)
    versus the decoding of the Talk2Face code release (batch 1, no KV cache, the whole sequence

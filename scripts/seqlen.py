@@ -1,6 +1,6 @@
 """Print training-sequence lengths per task: they set the context (`data.max_length`) and the cost.
 
-    python -m talk2face.seqlen --data data/synface [--codes-per-face 64] [--tokenizer tokenizers/synface/tokenizer.json]
+    python scripts/seqlen.py --data data/synface [--codes-per-face 64] [--tokenizer tokenizers/synface/tokenizer.json]
 
 Reads raw records (no VQGAN needed: a face's length is `codes-per-face` whatever its codes are,
 so zeros stand in), renders each record once per task it supports with a random paraphrase and
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_standalone(sys.modules[__name__], "python -m talk2face.seqlen", argv)
+    return run_standalone(sys.modules[__name__], "python scripts/seqlen.py", argv)
 
 
 if __name__ == "__main__":

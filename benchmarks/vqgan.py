@@ -1,7 +1,7 @@
 """The image tokenizer's benchmark (issue 4): reconstruction quality, tokenization throughput,
 and what pre-tokenizing saves the decoder's training.
 
-    python -m talk2face.vqgan.bench --vqgan runs/vqgan-synface/final --data data/synface
+    python -m benchmarks.vqgan --vqgan runs/vqgan-synface/final --data data/synface
 
 Prints, for one trained VQGAN:
 - PSNR and codebook usage on the test split (every image of it);
@@ -147,5 +147,5 @@ if __name__ == "__main__":
     try:
         main()
     except UserError as err:
-        print(f"talk2face.vqgan.bench: error: {err}", file=sys.stderr)
+        print(f"benchmarks.vqgan: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,6 +1,6 @@
 """Benchmark: SynFace faces per second, rendering + captions + PNG writing (`make bench`).
 
-    python -m talk2face.bench_synface [--n 2000] [--size 64] [--workers 2]
+    python -m benchmarks.synface [--n 2000] [--size 64] [--workers 2]
 """
 
 from __future__ import annotations

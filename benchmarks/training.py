@@ -1,6 +1,6 @@
 """Training-speed benchmark (issue 6): bf16 vs fp32, loop overhead, model FLOP utilisation.
 
-    python -m talk2face.bench_train [--data DIR] [--steps 12]
+    python -m benchmarks.training [--data DIR] [--steps 12]
 
 Runs `talk2face.train` on the `synface-small` config side by side in one process:
 1. the peak bf16 (and fp32) matmul rate of this machine (2048^2 matrices),

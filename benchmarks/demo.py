@@ -1,6 +1,6 @@
 """`make demo`: every task end to end on the embedded SynFace data, with numbers and pictures.
 
-    python -m talk2face.demo [experiments/demo.yaml] [--key=value ...]
+    python -m benchmarks.demo [experiments/demo.yaml] [--key=value ...]
 
 Stages: render SynFace -> pre-tokenize with the shipped tokenizer (tokenizers/synface-vqgan) ->
 train the decoder on all tasks (`accelerate launch -m talk2face.train`) -> `make eval`, judged by
@@ -275,4 +275,4 @@ if __name__ == "__main__":
     try:
         main()
     except UserError as err:
-        sys.exit(f"talk2face.demo: error: {err}")
+        sys.exit(f"benchmarks.demo: error: {err}")
