@@ -88,6 +88,7 @@ def test_edit_scores():
     assert result["success"] == pytest.approx(1.0)  # smile on, glasses on, age within 5 of 60
     # preserved: edit 0 -> 2/2, edit 1 -> Smiling kept, Male flipped -> 1/2, edit 2 -> 3/3
     assert result["preservation"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert result["success and preserving"] == pytest.approx(2 / 3)  # edit 1 kept only half of the others
     # outside the region: edit 0 untouched, edit 1 all changed by 1/2 -> 0.5, edit 2 nothing
     assert result["pixel_outside"] == pytest.approx((0 + 0.5 + 0) / 3)
 
