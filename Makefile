@@ -25,7 +25,7 @@ $(STAMP): setup.cfg pyproject.toml
 # One thread per test process: the tests' tensors are tiny, and on 2 shared cores torch's
 # default of one thread per core spends more time synchronising than computing (measured ~4x).
 test: install
-	$(PY) -m ruff check talk2face benchmarks scripts tests experiments
+	$(PY) -m ruff check talk2face talk2face_train benchmarks scripts tests experiments
 	.venv/bin/lint-imports
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 

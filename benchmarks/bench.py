@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks import generation, synface, training
 from talk2face import shipped
-from talk2face.precision import cpu_model
+from talk2face.device import cpu_model
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     synface.main([])
     print(f"\n== image tokenizer ({cpu}, {date}) ==")
     if Path(args.vqgan, "config.json").exists() and Path(args.data).is_dir():
-        from talk2face.vqgan import bench as bench_vqgan
+        from benchmarks import vqgan as bench_vqgan
 
         judge = ["--evaluator", args.evaluator] if Path(args.evaluator, "config.json").exists() else []
         bench_vqgan.main(["--vqgan", args.vqgan, "--data", args.data, *judge])

@@ -3,7 +3,7 @@
     python -m benchmarks.demo [experiments/demo.yaml] [--key=value ...]
 
 Stages: render SynFace -> pre-tokenize with the shipped tokenizer (tokenizers/synface-vqgan) ->
-train the decoder on all tasks (`accelerate launch -m talk2face.train`) -> `make eval`, judged by
+train the decoder on all tasks (`accelerate launch -m talk2face_train.train`) -> `make eval`, judged by
 the shipped evaluator (evaluators/synface) -> demo/index.html. `--vqgan=train` / `--evaluator=train`
 (`make demo VQGAN=train EVALUATOR=train`) train those two here first instead.
 Each stage reports progress and its time; a stage whose result exists is reused, so a second
@@ -76,11 +76,11 @@ class Stages:
 
 
 def launch_decoder_training(cfg: DemoConfig, tokenized: Path, vqgan: Path, out: Path) -> None:
-    """`accelerate launch -m talk2face.train` as a user would run it (resumes if interrupted)."""
+    """`accelerate launch -m talk2face_train.train` as a user would run it (resumes if interrupted)."""
     accelerate_cfg = REPO / "experiments" / "accelerate" / ("gpu.yaml" if torch.cuda.is_available() else "cpu.yaml")
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_cfg),
-        "-m", "talk2face.train", str(REPO / cfg.decoder_config),
+        "-m", "talk2face_train.train", str(REPO / cfg.decoder_config),
         f"--data.sources=[{{tokenized: {tokenized}}}]", f"--data.vqgan={vqgan}",
         f"--data.text_tokenizer={REPO / 'tokenizers/synface/tokenizer.json'}", f"--data.templates={REPO / 'templates'}",
         f"--output_dir={out}", "--resume=latest", "--log_with=none", *cfg.decoder_overrides,
@@ -223,17 +223,17 @@ def main(argv: list[str] | None = None) -> Path:
         contact_sheet(list(source.records("test"))[:64], source.root, out / "synface_sheet.png")
 
     def train_vqgan() -> None:
-        from talk2face.vqgan.train import main as vqgan_main
+        from talk2face_train.vqgan import main as vqgan_main
 
         vqgan_main([str(REPO / cfg.vqgan_config), f"--data.path={data}", f"--output_dir={runs / 'vqgan'}", *cfg.vqgan_overrides])
 
     def pretokenize() -> None:
-        from talk2face.data.pretokenize import tokenize
+        from talk2face_train.pretokenize import tokenize
 
         tokenize(vqgan, data, tokenized, batch_size=256, device="cuda" if torch.cuda.is_available() else "cpu")
 
     def train_evaluator() -> None:
-        from talk2face.evaluation.train_evaluator import main as evaluator_main
+        from talk2face_train.evaluator import main as evaluator_main
 
         if evaluator_main([str(REPO / cfg.evaluator_config), f"--data.source={cfg.judge_data}", f"--out={evaluator}",
                            *cfg.evaluator_overrides]):

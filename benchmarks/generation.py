@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     t2f = Talk2Face.from_pretrained(args.model, args.device) if args.model else untrained_model()
     bf16 = t2f.bf16  # the pipeline's default precision; the other one is timed below
     texts = [PROMPTS[i % len(PROMPTS)] for i in range(args.faces)]
-    prompts = [t2f._task_prompt("text_to_face", text=t) for t in texts]
+    prompts = [t2f.task_prompt_ids("text_to_face", text=t) for t in texts]
     figures: dict[str, float] = {}
 
     def generate(cfg_scale: float | None = None) -> object:

@@ -2,9 +2,9 @@
 
     python -m benchmarks.training [--data DIR] [--steps 12]
 
-Runs `talk2face.train` on the `synface-small` config side by side in one process:
+Runs `talk2face_train.train` on the `synface-small` config side by side in one process:
 1. the peak bf16 (and fp32) matmul rate of this machine (2048^2 matrices),
-2. `talk2face.train` with bf16 autocast and with fp32: tokens/s and the first losses of each,
+2. `talk2face_train.train` with bf16 autocast and with fp32: tokens/s and the first losses of each,
 3. a bare PyTorch loop (forward, backward, AdamW step under the same autocast) over the very
    same batches and model: the training loop's overhead is the ratio of the two,
 4. model FLOP utilisation: (6 N + 12 L H T) FLOPs per token (PaLM, Chowdhery et al. 2022,
@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader
 
 from talk2face.config import load_config
 from talk2face.modeling import MODEL_PRESETS, build_model
-from talk2face.sequences import collate
-from talk2face.train import TrainConfig, TrainingLoss, build_data, param_groups, train, training_set
+from talk2face_train.sequences import collate
+from talk2face_train.train import TrainConfig, TrainingLoss, build_data, param_groups, train, training_set
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 
@@ -49,7 +49,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
 
 def make_data(root: Path, n: int = 1500) -> tuple[Path, Path]:
     """A SynFace of n faces tokenized by an untrained `synface-64` VQGAN: (tokenized dir, vqgan dir)."""
-    from talk2face.data.pretokenize import tokenize
+    from talk2face_train.pretokenize import tokenize
     from talk2face.data.synface import generate
     from talk2face.vqgan import VQGAN, VQGAN_PRESETS
 
@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     fpt = flops_per_token(cfg, len(vocab), seq_len)
     bf16, fp32 = runs["bf16"].tokens_per_s, runs["no"].tokens_per_s
     mfu = fpt * bf16 / (peak_bf16 * 1e9)
-    print(f"talk2face.train {cfg.model}, batch {cfg.batch_size} x {seq_len:.0f} tokens (mean):")
+    print(f"talk2face_train.train {cfg.model}, batch {cfg.batch_size} x {seq_len:.0f} tokens (mean):")
     print(f"  bf16 autocast  {bf16:9,.0f} tokens/s")
     print(f"  fp32           {fp32:9,.0f} tokens/s   bf16 speed-up {bf16 / fp32:.2f}x (target >= 1.5x)")
-    print(f"  bare loop bf16 {bare:9,.0f} tokens/s   talk2face.train / bare = {bf16 / bare:.2f} (target >= 0.9)")
+    print(f"  bare loop bf16 {bare:9,.0f} tokens/s   talk2face_train.train / bare = {bf16 / bare:.2f} (target >= 0.9)")
     print(f"  MFU {100 * mfu:.1f}% of the bf16 peak ({fpt / 1e6:.1f} MFLOP/token; target >= 40%)")
     print("  first losses bf16: " + " ".join(f"{x:.3f}" for x in runs["bf16"].losses[:6]))
     print("  first losses fp32: " + " ".join(f"{x:.3f}" for x in runs["no"].losses[:6]))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talk2face.data.pretokenize import load_tokenized
+from talk2face_train.pretokenize import load_tokenized
 from talk2face.data.record import ATTRIBUTES
 from talk2face.evaluation import face_metrics
 
@@ -117,7 +117,7 @@ def reads_curve(train_codes, train_attr, train_age, test_codes, test_attr, test_
 @torch.no_grad()
 def hidden_states(model, faces: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
     """Per layer (embeddings first), the hidden state at `<sep>` of the attribute prompt: [(N, H)]."""
-    prompts = [model._task_prompt("attributes", face=f) for f in faces]
+    prompts = [model.task_prompt_ids("attributes", face=f) for f in faces]
     layers: list[list[np.ndarray]] = []
     for start in range(0, len(prompts), batch_size):
         ids, mask = model._left_pad(prompts[start:start + batch_size])
@@ -194,7 +194,7 @@ def age_from_codes(model, codes: np.ndarray, batch_size: int = 64) -> np.ndarray
     numbers = torch.from_numpy(model.vocab.number_token_ids)
     out = []
     for start in range(0, len(codes), batch_size):
-        prompts = [model._task_prompt("age", face=f) for f in codes[start:start + batch_size]]
+        prompts = [model.task_prompt_ids("age", face=f) for f in codes[start:start + batch_size]]
         logits, _ = model._logits(prompts)
         p = logits[:, -1, numbers].softmax(-1)  # (b, 121)
         out.append((p @ torch.arange(p.shape[1], dtype=p.dtype)).numpy())

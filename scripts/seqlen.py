@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from talk2face.cli import run_standalone
 from talk2face.data.sources import open_source
 from talk2face.errors import UserError
-from talk2face.sequences import MULTI_ANSWER, SequenceBuilder
+from talk2face_train.sequences import MULTI_ANSWER, SequenceBuilder
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 

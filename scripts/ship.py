@@ -37,7 +37,7 @@ from talk2face.evaluation.benchmark import Benchmark, EvalConfig
 from talk2face.evaluation.evaluator import FaceEvaluator
 from talk2face.fingerprint import weights_fingerprint
 from talk2face.pipeline import Talk2Face
-from talk2face.precision import cpu_model
+from talk2face.device import cpu_model
 from talk2face.vqgan.model import VQGAN
 
 
@@ -79,7 +79,7 @@ def ship_vqgan(args: argparse.Namespace) -> None:
         "## How it was made", "",
         f"- Data: SynFace, seed 0, 10,000 faces (`talk2face synth --n 10000 --size 64 --out data/synface --seed 0`), "
         f"train split ({metrics.get('eval_images', '?')} test faces measured during training).",
-        f"- Recipe: `{args.recipe}`, `OMP_NUM_THREADS=1 python -m talk2face.vqgan.train {args.recipe}`, then "
+        f"- Recipe: `{args.recipe}`, `OMP_NUM_THREADS=1 python -m talk2face_train.vqgan {args.recipe}`, then "
         f"`python scripts/ship.py vqgan {args.source} {args.dest} --data {args.data}"
         + (f" --evaluator {args.evaluator}" if args.evaluator else "") + f" --recipe {args.recipe}`.",
         f"- Machine: {precision.get('hardware', cpu_model())}; {metrics['steps']} steps in "
@@ -120,7 +120,7 @@ def ship_evaluator(args: argparse.Namespace) -> None:
         "- Data: real SynFace faces only, seed 1, 40,000 faces (`talk2face synth --n 40000 --size 64 "
         "--out data/synface-judge --seed 1`): identities that no decoder or tokenizer training set uses (seed 0 "
         "and the extra decoder faces of seeds >= 2).",
-        f"- Recipe: `OMP_NUM_THREADS=1 python -m talk2face.evaluation.train_evaluator {args.recipe} --data.source=data/synface-judge "
+        f"- Recipe: `OMP_NUM_THREADS=1 python -m talk2face_train.evaluator {args.recipe} --data.source=data/synface-judge "
         f"--out={args.source}`, then `python scripts/ship.py evaluator {args.source} {args.dest} --recipe {args.recipe}`.",
         f"- Machine: {precision.get('hardware', cpu_model())}; {metrics['train_seconds']['value'] / 60:.1f} min of training; "
         f"mixed precision chosen by measurement: {precision.get('mixed_precision', '?')}"

@@ -6,7 +6,7 @@
 A variant is `name=FLAGS`: `experiments/synface-small.yaml` with those `--key=value` overrides
 (`+compile` also wraps the decoder in `torch.compile`, `+bf16` runs the step under bf16
 autocast). Each variant gets its own decoder and AdamW and the batches its own config builds
-from the same seed; the steps (forward, backward, clip, AdamW, as in talk2face.train) are
+from the same seed; the steps (forward, backward, clip, AdamW, as in talk2face_train.train) are
 interleaved round-robin so that a change in machine load hits every variant alike. Prints min and median seconds per
 step after the warm-up steps. Time on an idle machine: the README's recipe table charges each
 variant its measured cost.
@@ -25,9 +25,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from talk2face.config import load_config
-from talk2face.sequences import collate
+from talk2face_train.sequences import collate
 from talk2face.templates import Templates
-from talk2face.train import TrainConfig, TrainingLoss, build_data, build_decoder, build_vocab, param_groups, training_set
+from talk2face_train.train import TrainConfig, TrainingLoss, build_data, build_decoder, build_vocab, param_groups, training_set
 
 REPO = Path(__file__).resolve().parents[1]
 

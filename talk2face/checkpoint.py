@@ -111,7 +111,7 @@ def read_card(path: Path) -> dict[str, Any]:
     card = read_json(path / CARD_FILE)
     missing = [k for k in ("attributes", "max_length") if not isinstance(card, dict) or k not in card]
     if missing:
-        raise UserError(f"{path / CARD_FILE}: missing key(s) {missing} (not written by talk2face.train)")
+        raise UserError(f"{path / CARD_FILE}: missing key(s) {missing} (not written by talk2face_train.train)")
     return card
 
 

@@ -19,7 +19,7 @@ from talk2face.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("talk2face.data.synface.cli", "render the SynFace data set"),
     "data": ("talk2face.data.inspect", "inspect a data source: counts per split and label"),
-    "tokenize": ("talk2face.data.pretokenize", "VQ-encode every image of a source once, to Arrow"),
+    "tokenize": ("talk2face_train.pretokenize", "VQ-encode every image of a source once, to Arrow"),
     "eval": ("talk2face.evaluation.benchmark", "benchmark every task of a model on a test split (make eval)"),
     "generate": ("talk2face.commands:generate", "text to face: generate faces from a description"),
     "caption": ("talk2face.commands:caption", "describe faces in words"),
@@ -28,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edit": ("talk2face.commands:edit", "edit a face by an instruction"),
     "prompt": ("talk2face.commands:prompt", "answer any template string, e.g. 'to caption: {face}'"),
     "serve": ("talk2face.serve", "a local web page (Gradio) with every task of a model"),
+    # training (talk2face_train): CONFIG [--key=value ...], as `accelerate launch -m <module> CONFIG` takes it
+    "train": ("talk2face_train.train", "train the decoder on every task (an experiments/ config)"),
+    "train-vqgan": ("talk2face_train.vqgan", "train the image tokenizer (a VQGAN)"),
+    "train-evaluator": ("talk2face_train.evaluator", "train the evaluator that judges generated faces"),
+    "train-text-tokenizer": ("talk2face_train.text_tokenizer", "train the text tokenizer on the captions"),
 }
 
 
@@ -49,6 +54,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
     return parser
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of every trainer: a YAML config, then `--key=value` overrides of its fields."""
+    parser.add_argument("config", help="a YAML config, e.g. experiments/synface-small.yaml")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="--key=value ... (e.g. --optim.max_steps=800)")
 
 
 def run_standalone(module: object, prog: str, argv: list[str] | None = None) -> int:

@@ -3,6 +3,9 @@ machine lacks it, before any weights are loaded."""
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 from talk2face.errors import UserError
@@ -20,3 +23,14 @@ def check_device(name: str) -> str:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise UserError(f"--device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     return name
+
+
+def cpu_model() -> str:
+    """The CPU's model name (lscpu's 'Model name'), for every figure a benchmark prints."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

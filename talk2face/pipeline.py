@@ -94,7 +94,7 @@ class Talk2Face:
 
     @classmethod
     def from_pretrained(cls, path: str | Path = shipped.MODEL, device: str = "cpu", bf16: bool | None = None) -> Talk2Face:
-        """Load a checkpoint folder written by `talk2face.train` (see talk2face.checkpoint).
+        """Load a checkpoint folder written by `talk2face_train.train` (see talk2face.checkpoint).
 
         Args:
             path: the folder (default: the shipped SynFace model, models/synface).
@@ -143,8 +143,10 @@ class Talk2Face:
         """Codes (B, h*w) -> PIL images."""
         return to_pil(self.vqgan.decode(codes.to(self.device)).cpu())
 
-    def _task_prompt(self, task: str, unconditional: bool = False, **fields: Any) -> np.ndarray:
-        """`<bos> prompt <sep>` ids of `task`'s first paraphrase (or its unconditional prompt)."""
+    def task_prompt_ids(self, task: str, unconditional: bool = False, **fields: Any) -> np.ndarray:
+        """`<bos> prompt <sep>` ids of `task`'s first paraphrase (or its unconditional prompt), the
+        input of that task's answer: for decoding of one's own (`fields` fill its placeholders:
+        text=..., face=codes (h*w,), instruction=...)."""
         t = self.templates.get(task)
         text = t.unconditional_text if unconditional else t.prompt_texts[0]
         if text is None:
@@ -255,8 +257,8 @@ class Talk2Face:
             raise UserError(f"num_samples={num_samples}, rerank={rerank}: both must be at least 1")
         per_text = num_samples * rerank
         read = [self.free_text(t) for t in texts]
-        cond = [self._task_prompt("text_to_face", text=t) for t in read for _ in range(per_text)]
-        uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(cond)
+        cond = [self.task_prompt_ids("text_to_face", text=t) for t in read for _ in range(per_text)]
+        uncond = [self.task_prompt_ids("text_to_face", unconditional=True)] * len(cond)
         codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, top_p, seed), batch_size)
         if rerank > 1:
             scores = self.caption_likelihood(codes, [t for t in read for _ in range(per_text)])  # the words it drew from
@@ -282,8 +284,8 @@ class Talk2Face:
         if len(instructions) != len(images):
             raise UserError(f"edit: {len(images)} images but {len(instructions)} instructions")
         faces = self.encode_faces(images)
-        cond = [self._task_prompt("edit", face=f, instruction=self.free_text(i)) for f, i in zip(faces, instructions)]
-        uncond = [self._task_prompt("edit", unconditional=True, face=f) for f in faces]
+        cond = [self.task_prompt_ids("edit", face=f, instruction=self.free_text(i)) for f, i in zip(faces, instructions)]
+        uncond = [self.task_prompt_ids("edit", unconditional=True, face=f) for f in faces]
         codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, top_p, seed), batch_size)
         return self.decode_faces(codes)
 
@@ -306,8 +308,8 @@ class Talk2Face:
             raise UserError(f"candidates must be at least 1, got {candidates}")
         sources = np.repeat(np.stack(self.encode_faces(images)), candidates, axis=0)  # (N*C, h*w)
         kept = np.tile(~regenerated_cells(attribute, self.vqgan.grid_size), (len(sources), 1))  # (N*C, h*w)
-        cond = [self._task_prompt("text_to_face", text=target_phrase(attribute, value))] * len(sources)
-        uncond = [self._task_prompt("text_to_face", unconditional=True)] * len(sources)
+        cond = [self.task_prompt_ids("text_to_face", text=target_phrase(attribute, value))] * len(sources)
+        uncond = [self.task_prompt_ids("text_to_face", unconditional=True)] * len(sources)
         codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, seed=seed), batch_size,
                                      keep=(sources, kept))  # (N*C, h*w)
         p_yes = torch.tensor([p[attribute] for p in self._attribute_probs(list(codes.cpu().numpy()), [attribute])])
@@ -317,12 +319,12 @@ class Talk2Face:
 
     def caption(self, images: Sequence[ImageInput], max_new_tokens: int = 48, batch_size: int = 32) -> list[str]:
         """Describe each face in words (greedy decoding)."""
-        prompts = [self._task_prompt("caption", face=f) for f in self.encode_faces(images)]
+        prompts = [self.task_prompt_ids("caption", face=f) for f in self.encode_faces(images)]
         return self._generate_text(prompts, max_new_tokens, batch_size)
 
     def age_distribution(self, images: Sequence[ImageInput], batch_size: int = 64) -> torch.Tensor:
         """P(age = 0..120) for each face from ONE forward pass: (B, 121)."""
-        prompts = [self._task_prompt("age", face=f) for f in self.encode_faces(images)]
+        prompts = [self.task_prompt_ids("age", face=f) for f in self.encode_faces(images)]
         numbers = torch.from_numpy(self.vocab.number_token_ids).to(self.device)
         out = []
         for start in range(0, len(prompts), batch_size):
@@ -367,7 +369,7 @@ class Talk2Face:
         slots = np.flatnonzero(answer == yes)
         if len(slots) != len(self.attributes):
             raise UserError(f"the attribute answer has {len(slots)} yes-slots for {len(self.attributes)} attributes")
-        prompts = [self._task_prompt("attributes", face=f) for f in faces]
+        prompts = [self.task_prompt_ids("attributes", face=f) for f in faces]
         results: list[dict[str, float]] = []
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
@@ -390,7 +392,7 @@ class Talk2Face:
             rows, lengths = [], []
             for c, t in zip(codes[start : start + batch_size], texts[start : start + batch_size]):
                 target = np.append(self.vocab.encode(t), self.vocab.eos_id)
-                rows.append(np.concatenate([self._task_prompt("caption", face=c.cpu().numpy()), target]))
+                rows.append(np.concatenate([self.task_prompt_ids("caption", face=c.cpu().numpy()), target]))
                 lengths.append(len(target))
             logits, _ = self._logits(rows)  # (b, T, V)
             logp = logits.log_softmax(-1)

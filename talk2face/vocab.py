@@ -97,7 +97,7 @@ class Vocab:
         if len(ids) != 1:
             raise UserError(
                 f"the text tokenizer splits {text!r} into {len(ids)} tokens; train it with "
-                "talk2face.text_tokenizer so that numbers 0..120 and answer words are single tokens"
+                "talk2face_train.text_tokenizer so that numbers 0..120 and answer words are single tokens"
             )
         return ids[0]
 

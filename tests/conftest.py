@@ -18,7 +18,7 @@ TEMPLATES = REPO / "templates"
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> dict[str, Path]:
     """{"synface", "vqgan", "tokenized"} folders: 80 faces of 32x32, 4x4 = 16 codes per face."""
-    from talk2face.data.pretokenize import tokenize
+    from talk2face_train.pretokenize import tokenize
     from talk2face.data.synface import generate
     from talk2face.vqgan import VQGAN, VQGANConfig
 
@@ -33,7 +33,7 @@ def tiny_world(tmp_path_factory) -> dict[str, Path]:
 
 
 def tiny_train_args(world: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    """argv for `talk2face.train.main` on the tiny world."""
+    """argv for `talk2face_train.train.main` on the tiny world."""
     return [
         str(REPO / "experiments" / "synface-tiny.yaml"),
         f"--data.sources=[{{tokenized: {world['tokenized']}}}]",
@@ -48,7 +48,7 @@ def tiny_train_args(world: dict[str, Path], out: Path, *extra: str) -> list[str]
 @pytest.fixture(scope="session")
 def tiny_model(tiny_world, tmp_path_factory) -> Path:
     """A tiny decoder trained for a few steps on the tiny world: its final checkpoint folder."""
-    from talk2face.train import main
+    from talk2face_train.train import main
 
     return main(tiny_train_args(tiny_world, tmp_path_factory.mktemp("tiny_run"))).final_dir
 
@@ -56,7 +56,7 @@ def tiny_model(tiny_world, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_evaluator(tiny_world, tmp_path_factory) -> Path:
     """An evaluator CNN trained for one short epoch on the tiny world's real faces."""
-    from talk2face.evaluation.train_evaluator import main
+    from talk2face_train.evaluator import main
 
     out = tmp_path_factory.mktemp("evaluator")
     argv = [str(REPO / "experiments" / "evaluator-synface.yaml"), f"--data.source={tiny_world['synface']}",

@@ -6,8 +6,8 @@ import importlib.util
 from pathlib import Path
 
 from conftest import tiny_train_args
-from talk2face.data.pretokenize import load_tokenized
-from talk2face.train import main
+from talk2face_train.pretokenize import load_tokenized
+from talk2face_train.train import main
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "ablate_free_style.py"
 

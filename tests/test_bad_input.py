@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import tiny_train_args
-from talk2face import cli, train
+from talk2face import cli
 
 
 def damaged(model: Path, tmp: Path, name: str, content: Callable[[bytes], bytes]) -> Path:
@@ -70,7 +70,7 @@ CASES: dict[str, tuple[Callable[..., list[str]], str]] = {
                                                 "--out", str(t / "codes"), "--device", "tpu"], "--device 'tpu'"),
 }
 
-# argv of `python -m talk2face.train` (after the config) -> what the message must contain
+# argv of `python -m talk2face_train.train` (after the config) -> what the message must contain
 TRAIN_CASES: dict[str, tuple[list[str], str]] = {
     "batch_size 0": (["--batch_size=0"], "batch_size=0"),
     "save_every 0": (["--save_every=0"], "save_every=0"),
@@ -117,13 +117,13 @@ def test_cuda_without_a_gpu(tiny_model, face, capsys):
 @pytest.mark.parametrize("case", list(TRAIN_CASES))
 def test_train_mistake_is_one_line_before_any_work(case, tiny_world, tmp_path, capsys):
     extra, expected = TRAIN_CASES[case]
-    assert_one_line_error(capsys, train.cli(tiny_train_args(tiny_world, tmp_path / "run", *extra)), expected)
+    assert_one_line_error(capsys, cli.main(["train", *tiny_train_args(tiny_world, tmp_path / "run", *extra)]), expected)
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_train_rerun_into_a_finished_run_needs_resume(tiny_world, tiny_model, capsys):
     run = tiny_model.parent
     before = file_hashes(run)
-    assert_one_line_error(capsys, train.cli(tiny_train_args(tiny_world, run)),
+    assert_one_line_error(capsys, cli.main(["train", *tiny_train_args(tiny_world, run)]),
                           f"output_dir={run} already holds a run (final")
     assert file_hashes(run) == before

@@ -26,14 +26,13 @@ def shipped_copy(tiny_model, tmp_path):
     return model_dir, shared
 
 
-def test_a_model_naming_a_shared_tokenizer_answers_like_the_original(tiny_model, tmp_path):
+def test_a_model_naming_a_shared_tokenizer_answers_like_the_original(tiny_model, tiny_world, tmp_path):
     model_dir, shared = shipped_copy(tiny_model, tmp_path)
     original, shipped = Talk2Face.from_pretrained(tiny_model), Talk2Face.from_pretrained(model_dir)
     assert next(shipped.model.parameters()).dtype == torch.float32  # fp16 on disk, fp32 to run
     assert (model_dir / "model.safetensors").stat().st_size < 0.6 * (tiny_model / "model.safetensors").stat().st_size
-    codes = [torch.arange(original.n_image_tokens).numpy() % 5]
-    prompt = [original._task_prompt("age", face=codes[0])]
-    assert torch.allclose(original._logits(prompt)[0], shipped._logits(prompt)[0], atol=2e-2)
+    face = sorted((tiny_world["synface"] / "test").glob("*.png"))[0]
+    assert torch.allclose(original.age_distribution([face]), shipped.age_distribution([face]), atol=2e-3)
     assert torch.equal(shipped.vqgan.quantize.embedding.weight, original.vqgan.quantize.embedding.weight)
 
 

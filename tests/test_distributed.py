@@ -3,7 +3,7 @@
 `accelerate launch` starts several CPU processes only through mpirun (its MULTI_CPU type); torchrun
 starts them without MPI, and the trainer joins them over gloo:
 
-    torchrun --nproc_per_node 2 -m talk2face.train CONFIG.yaml
+    torchrun --nproc_per_node 2 -m talk2face_train.train CONFIG.yaml
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def launch(processes: int, args: list[str]) -> dict[str, float]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port),
-               "-m", "talk2face.train", *args]
+               "-m", "talk2face_train.train", *args]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     line = re.search(r"step 6 validation loss: (.*)", done.stdout)[1]  # "text_to_face 5.843, caption ..."

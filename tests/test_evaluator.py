@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from talk2face import cli
 from talk2face.data.record import FaceRecord
 from talk2face.errors import UserError
 from talk2face.evaluation.evaluator import EvaluatorConfig, FaceEvaluator
-from talk2face.evaluation.train_evaluator import augment, losses, main
+from talk2face_train.evaluator import augment, losses, main
 
 SIZE = 16
 
@@ -126,8 +127,8 @@ def test_train_evaluator_main_end_to_end(tmp_path, capsys):
 def test_train_evaluator_reports_bad_input(tmp_path, capsys):
     config = tmp_path / "ev.yaml"
     config.write_text("train: {epochs: 1, batchsize: 3}\n")
-    assert main([str(config)]) == 2
+    assert cli.main(["train-evaluator", str(config)]) == 2
     assert "batchsize" in capsys.readouterr().err
     config.write_text(f"data: {{source: {tmp_path / 'missing'}}}\n")
-    assert main([str(config)]) == 2
+    assert cli.main(["train-evaluator", str(config)]) == 2
     assert "missing" in capsys.readouterr().err

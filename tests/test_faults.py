@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from conftest import tiny_train_args
 from talk2face.checkpoint import check_checkpoint_folder, load_decoder, read_card, save_checkpoint_folder
 from talk2face.errors import UserError
-from talk2face.train import find_resume, load_config, main, TrainConfig
+from talk2face_train.train import find_resume, load_config, main, TrainConfig
 from talk2face.vocab import Vocab
 
 

@@ -40,5 +40,5 @@ def test_every_task_runs_without_loading_a_forbidden_module(tiny_model, tiny_wor
                          capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     forbidden = forbidden_modules()
-    assert "talk2face.train" in forbidden and "talk2face.pipeline" in loaded  # the list and the run are real
+    assert "talk2face_train" in forbidden and "talk2face.pipeline" in loaded  # the list and the run are real
     assert sorted(loaded & set(forbidden)) == []

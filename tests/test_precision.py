@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from talk2face import precision
+from talk2face_train import precision
 from talk2face.errors import UserError
 
 

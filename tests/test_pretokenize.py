@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-import talk2face.data.pretokenize as pretok
+import talk2face_train.pretokenize as pretok
 from talk2face.cli import main as cli_main
 from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord

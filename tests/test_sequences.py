@@ -12,10 +12,10 @@ import torch
 from datasets import Dataset
 from tokenizers import Tokenizer
 
-from talk2face.data.pretokenize import FEATURES, record_to_row
+from talk2face_train.pretokenize import FEATURES, record_to_row
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.errors import UserError
-from talk2face.sequences import (
+from talk2face_train.sequences import (
     IGNORE, MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, TaskSampler, collate, label_mask,
 )
 from talk2face.data.record import TASKS

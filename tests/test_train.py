@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 from conftest import tiny_train_args
 from talk2face.config import ConfigError
 from talk2face.errors import UserError
-from talk2face.train import find_resume, load_config, main, TrainConfig
+from talk2face_train.train import find_resume, load_config, main, TrainConfig
 
 
 def test_training_writes_a_folder_hf_loads_without_project_code(tiny_world, tmp_path):
@@ -110,7 +110,7 @@ def test_auto_precision_is_recorded_and_evaluable_folders_are_kept(tiny_world, t
 
 
 def test_age_sigma_scores_a_near_age_better_than_a_far_one():
-    from talk2face.train import TrainingLoss
+    from talk2face_train.train import TrainingLoss
 
     numbers = torch.arange(10, 131)  # toy vocabulary of 140 ids: "0".."120" are ids 10..130
     labels = torch.tensor([[0, 10 + 35]])  # the answer token: age 35

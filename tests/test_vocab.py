@@ -13,8 +13,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from talk2face.errors import UserError
 from talk2face.templates import Templates
-from talk2face.text_tokenizer import main as train_main
-from talk2face.text_tokenizer import train_text_tokenizer
+from talk2face_train.text_tokenizer import main as train_main
+from talk2face_train.text_tokenizer import train_text_tokenizer
 from talk2face.vocab import Vocab
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from taming.modules.diffusionmodules.model import Decoder, Encoder
 from taming.modules.vqvae.quantize import VectorQuantizer2
 
 import benchmarks.vqgan as bench
-import talk2face.vqgan.train as vqtrain
+import talk2face_train.vqgan as vqtrain
 from talk2face.errors import UserError
 from talk2face.vqgan import VQGAN, VQGAN_PRESETS, VQGANConfig
 

@@ -35,7 +35,7 @@ from talk2face.evaluation.caption_attributes import attribute_precision_recall, 
 from talk2face.evaluation.caption_metrics import caption_scores
 from talk2face.evaluation.evaluator import FaceEvaluator
 from talk2face import shipped
-from talk2face.precision import cpu_model
+from talk2face.device import cpu_model
 from talk2face.evaluation.face_metrics import (
     age_mae, balanced_accuracy, cumulative_score, diversity, edit_scores, frechet_distance, labels_matrix,
     mean_accuracy, per_attribute_accuracy,

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from talk2face.errors import UserError
-from talk2face.vqgan.model import VQGANConfig
+from talk2face.vqgan.config import VQGANConfig
 
 FIRST_STAGE_PREFIX = "first_stage_model."
 VQGAN_PARTS = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")

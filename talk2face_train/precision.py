@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -21,22 +20,12 @@ from pathlib import Path
 
 import torch
 
+from talk2face.device import cpu_model
 from talk2face.errors import UserError
 
 CHOICES = ("auto", "no", "bf16", "fp16")
 LOSS_TOLERANCE = 0.05  # largest relative difference of the first losses for bf16 to count as equal
 RECORD_NAME = "precision.json"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (lscpu's 'Model name'), for every figure a benchmark prints."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 @dataclass

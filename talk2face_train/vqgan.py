@@ -1,7 +1,7 @@
 """Train the image tokenizer.
 
-    python -m talk2face.vqgan.train experiments/vqgan-synface.yaml [--optim.lr=1e-3 ...]
-    accelerate launch -m talk2face.vqgan.train experiments/vqgan-synface.yaml
+    python -m talk2face_train.vqgan experiments/vqgan-synface.yaml [--optim.lr=1e-3 ...]
+    accelerate launch -m talk2face_train.vqgan experiments/vqgan-synface.yaml
 
 Losses: L1 + L2 reconstruction, VQ codebook + commitment, and optionally a PatchGAN
 discriminator (taming's NLayerDiscriminator, hinge loss, adaptive weight as in taming / Esser et
@@ -20,6 +20,7 @@ step), so a resumed run sees the same data order. The result is `<output_dir>/fi
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -36,13 +37,14 @@ from safetensors.torch import load_file, save_file
 from taming.modules.discriminator.model import NLayerDiscriminator, weights_init
 from tqdm.auto import tqdm
 
+from talk2face.cli import add_config_arguments, run_standalone
 from talk2face.config import from_dict, load_config, to_dict
 from talk2face.errors import UserError
-from talk2face.precision import resolve as resolve_precision
-from talk2face.precision import accelerator_for, step_probe
-from talk2face.schedule import warmup_cosine
+from talk2face_train.precision import resolve as resolve_precision
+from talk2face_train.precision import accelerator_for, step_probe
+from talk2face_train.schedule import warmup_cosine
 from talk2face.vqgan.metrics import evaluate_reconstruction, load_split_pixels, psnr, to_float
-from talk2face.vqgan.model import VQGAN, VQGAN_PRESETS, VQGANConfig
+from talk2face.vqgan import VQGAN, VQGAN_PRESETS, VQGANConfig
 
 
 @dataclass
@@ -90,7 +92,7 @@ class VQGANTrainConfig:
     restart_every: int = 25  # steps between dead-code restarts (0 = never)
     restart_until: float = 0.8  # fraction of the run after which codes are no longer restarted
     seed: int = 0
-    mixed_precision: str = "auto"  # "auto" (measured, talk2face.precision) | "no" | "bf16" | "fp16"
+    mixed_precision: str = "auto"  # "auto" (measured, talk2face_train.precision) | "no" | "bf16" | "fp16"
     output_dir: str = "runs/vqgan-synface"
     eval_every: int = 500  # steps between PSNR/usage evaluations on the eval split
     save_every: int = 500  # steps between resumable checkpoints in <output_dir>/last
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train as `argv` (CONFIG [--key=value ...]) says; returns the final metrics."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("--"):
-        raise UserError("usage: python -m talk2face.vqgan.train CONFIG.yaml [--key=value ...]")
+        raise UserError("usage: python -m talk2face_train.vqgan CONFIG.yaml [--key=value ...]")
     cfg = load_config(VQGANTrainConfig, argv[0], argv[1:])
     return train(cfg)
 
@@ -373,9 +375,14 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
     return result
 
 
-if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:
-        print(f"talk2face.vqgan.train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+add_arguments = add_config_arguments
+
+
+def run(args: argparse.Namespace) -> int:
+    """`talk2face train-vqgan` / `python -m talk2face_train.vqgan`."""
+    main([args.config, *args.overrides])
+    return 0
+
+
+if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback
+    sys.exit(run_standalone(sys.modules[__name__], "python -m talk2face_train.vqgan"))

@@ -1,11 +1,11 @@
 """Train the text part of the vocabulary: a small BPE tokenizer for captions and templates.
 
-    python -m talk2face.text_tokenizer --data DIR [DIR ...] --out tokenizers/<name>/tokenizer.json
+    python -m talk2face_train.text_tokenizer --data DIR [DIR ...] --out tokenizers/<name>/tokenizer.json
 
 The shipped SynFace tokenizer was made with exactly
 
     talk2face synth --n 2000 --size 64 --out /tmp/synface-2000 --seed 0
-    python -m talk2face.text_tokenizer --data /tmp/synface-2000 --templates templates \
+    python -m talk2face_train.text_tokenizer --data /tmp/synface-2000 --templates templates \
         --vocab-size 1024 --out tokenizers/synface/tokenizer.json
 
 Corpus: every caption and edit instruction of the sources' train split, plus every fixed string of
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_standalone(sys.modules[__name__], "python -m talk2face.text_tokenizer", argv)
+    return run_standalone(sys.modules[__name__], "python -m talk2face_train.text_tokenizer", argv)
 
 
 if __name__ == "__main__":

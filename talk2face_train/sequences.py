@@ -206,7 +206,7 @@ def to_record(row: Any) -> FaceRecord:
     """A FaceRecord as is, or a pre-tokenized Arrow row converted by the pre-tokenizer's rule."""
     if isinstance(row, FaceRecord):
         return row
-    from talk2face.data.pretokenize import row_to_record  # imported late: Arrow data only
+    from talk2face_train.pretokenize import row_to_record  # imported late: Arrow data only
 
     return row_to_record(row)
 
@@ -214,7 +214,7 @@ def to_record(row: Any) -> FaceRecord:
 def label_mask(table: Sequence[Any], label: str) -> np.ndarray:
     """(N,) bool: which rows of `table` have `label` ("captions", "age", "attributes", "edit").
 
-    A pre-tokenized split (`datasets.Dataset` with the columns of talk2face.data.pretokenize,
+    A pre-tokenized split (`datasets.Dataset` with the columns of talk2face_train.pretokenize,
     which marks a missing label with a sentinel: age -1, attribute -1, no captions, edit_attribute
     "") is read column-wise in Arrow, without converting a row; anything else row by row.
     """

@@ -1,7 +1,7 @@
 """Train the decoder on every task at once.
 
-    accelerate launch -m talk2face.train experiments/synface-small.yaml [--optim.lr=3e-4 ...]
-    python -m talk2face.train experiments/synface-tiny.yaml --resume=latest
+    accelerate launch -m talk2face_train.train experiments/synface-small.yaml [--optim.lr=3e-4 ...]
+    python -m talk2face_train.train experiments/synface-tiny.yaml --resume=latest
 
 One flat loop for CPU, one GPU, many GPUs and nodes (the accelerate config decides). The training
 data is a map-style dataset whose item i is a pure function of (seed, i), so resuming from a
@@ -10,6 +10,7 @@ checkpoint skips the batches already seen and continues the exact data order and
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -28,19 +29,20 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from talk2face.cli import add_config_arguments, run_standalone
 from talk2face import face_grid, prefix_lm
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
 from talk2face.data.record import ATTRIBUTES, TASKS
-from talk2face.data.pretokenize import load_tokenized, row_to_record
+from talk2face_train.pretokenize import load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
-from talk2face.precision import resolve as resolve_precision
-from talk2face.precision import accelerator_for, step_probe
-from talk2face.precision import validate as validate_precision
-from talk2face.schedule import warmup_cosine
-from talk2face.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, collate
+from talk2face_train.precision import resolve as resolve_precision
+from talk2face_train.precision import accelerator_for, step_probe
+from talk2face_train.precision import validate as validate_precision
+from talk2face_train.schedule import warmup_cosine
+from talk2face_train.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, collate
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab, read_tokenizer
 from talk2face.vqgan import VQGAN
@@ -59,7 +61,7 @@ class SourceConfig:
 class DataConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     vqgan: str = ""  # the VQGAN folder the codes were made with; copied into the checkpoint
-    text_tokenizer: str = "tokenizers/synface/tokenizer.json"  # trained by talk2face.text_tokenizer
+    text_tokenizer: str = "tokenizers/synface/tokenizer.json"  # trained by talk2face_train.text_tokenizer
     templates: str = "templates"  # one YAML file per task
     task_weights: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in TASKS})
     max_length: int = 256  # context of the decoder: the longest prompt + answer
@@ -109,7 +111,7 @@ class TrainConfig:
     batch_size: int = 32  # sequences per micro-batch per process
     seed: int = 0
     output_dir: str = "runs/synface-small"
-    mixed_precision: str = "auto"  # "auto" (fp32 or bf16 autocast, measured: talk2face.precision) | "no" | "bf16"
+    mixed_precision: str = "auto"  # "auto" (fp32 or bf16 autocast, measured: talk2face_train.precision) | "no" | "bf16"
     save_every: int = 500  # steps between resumable checkpoints (accelerate save_state)
     keep_checkpoints: int = 2  # older resumable checkpoints are deleted
     # every this many steps also write a complete model folder to <output_dir>/evaluable/step_N,
@@ -494,19 +496,18 @@ def main(argv: list[str] | None = None) -> TrainResult:
     """Train from a YAML config plus `--key=value` overrides."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("--"):
-        raise UserError("usage: python -m talk2face.train CONFIG.yaml [--key=value ...]")
+        raise UserError("usage: python -m talk2face_train.train CONFIG.yaml [--key=value ...]")
     return train(load_config(TrainConfig, argv[0], argv[1:]))
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """`python -m talk2face.train`: a user's mistake prints one line and exits 2, never a traceback."""
-    try:
-        main(argv)
-    except UserError as err:
-        print(f"talk2face.train: error: {err}", file=sys.stderr)
-        return 2
+add_arguments = add_config_arguments
+
+
+def run(args: argparse.Namespace) -> int:
+    """`talk2face train` / `python -m talk2face_train.train`."""
+    main([args.config, *args.overrides])
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(cli())
+if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback
+    sys.exit(run_standalone(sys.modules[__name__], "python -m talk2face_train.train"))

@@ -1,6 +1,6 @@
 """Train the evaluator network on the real images of a data set.
 
-    python -m talk2face.evaluation.train_evaluator experiments/evaluator-synface.yaml [--train.epochs=4]
+    python -m talk2face_train.evaluator experiments/evaluator-synface.yaml [--train.epochs=4]
 
 Reads `data.source` (a folder or source YAML, see talk2face.data.sources), trains on its train
 split with small shifts and horizontal flips, prints validation and test metrics at the end and
@@ -11,6 +11,7 @@ from outside.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from talk2face.cli import add_config_arguments, run_standalone
 from talk2face.config import load_config, to_dict
 from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, FaceRecord
@@ -29,10 +31,10 @@ from talk2face.data.sources import open_source
 from talk2face.errors import UserError
 from talk2face.evaluation import face_metrics
 from talk2face.evaluation.evaluator import EvaluatorConfig, FaceEvaluator
-from talk2face.precision import autocast
-from talk2face.precision import resolve as resolve_precision
-from talk2face.precision import step_probe
-from talk2face.schedule import warmup_cosine
+from talk2face_train.precision import autocast
+from talk2face_train.precision import resolve as resolve_precision
+from talk2face_train.precision import step_probe
+from talk2face_train.schedule import warmup_cosine
 
 
 @dataclass
@@ -55,7 +57,7 @@ class OptimConfig:
     age_sigma: float = 2.0  # years; width of the Gaussian soft age label (DLDL, Gao et al. 2017)
     shift: int = 3  # largest random translation in pixels (augmentation)
     flip: bool = True  # random horizontal flips (faces are near-symmetric; labels do not change)
-    mixed_precision: str = "auto"  # "auto" (measured on this machine, talk2face.precision) | "no" | "bf16"
+    mixed_precision: str = "auto"  # "auto" (measured on this machine, talk2face_train.precision) | "no" | "bf16"
     device: str = ""  # "" = cuda when there is one, else cpu
     seed: int = 0
 
@@ -241,17 +243,12 @@ def train(cfg: EvaluatorTrainConfig) -> tuple[FaceEvaluator, dict[str, dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m talk2face.evaluation.train_evaluator CONFIG.yaml [--key=value ...]`."""
+    """`python -m talk2face_train.evaluator CONFIG.yaml [--key=value ...]`."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("--"):
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    try:
-        cfg = load_config(EvaluatorTrainConfig, argv[0], argv[1:])
-        model, metrics = train(cfg)
-    except UserError as err:
-        print(f"train_evaluator: error: {err}", file=sys.stderr)
-        return 2
+        raise UserError("usage: python -m talk2face_train.evaluator CONFIG.yaml [--key=value ...]")
+    cfg = load_config(EvaluatorTrainConfig, argv[0], argv[1:])
+    model, metrics = train(cfg)
     out = Path(cfg.out)
     model.save_pretrained(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -263,5 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+add_arguments = add_config_arguments
+
+
+def run(args: argparse.Namespace) -> int:
+    """`talk2face train-evaluator` / `python -m talk2face_train.evaluator`."""
+    return main([args.config, *args.overrides])
+
+
+if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback
+    sys.exit(run_standalone(sys.modules[__name__], "python -m talk2face_train.evaluator"))
