@@ -60,6 +60,9 @@ class SequenceBuilder:
         decision_weight: added to the `answer_weights` of each yes/no slot of an attribute list,
             in answers: 1.0 counts every decision as much as a whole age answer (by default a
             slot weighs 1/len of its ~100-token list, the attribute names taking the rest).
+        answer_weights: task -> how many answers one answer of that task counts as (default 1):
+            in a multi_answer sequence a caption weighs 1 against the attribute list's ~30 with
+            `decision_weight: 1`, so captions are learnt last.
         edit_change_weight: the codes of an edit's target face that differ from its source face
             (the cells the instruction changes) weigh 1 + this times its other tokens: most target
             codes are copies of the prompt's, which teach the decoder to copy rather than to change.
@@ -67,7 +70,7 @@ class SequenceBuilder:
 
     def __init__(self, vocab: Vocab, templates: Templates, max_length: int, cfg_dropout: float = 0.1,
                  prompt_face_loss: bool = False, decision_weight: float = 0.0,
-                 edit_change_weight: float = 0.0) -> None:
+                 edit_change_weight: float = 0.0, answer_weights: Mapping[str, float] | None = None) -> None:
         if not 0.0 <= cfg_dropout <= 1.0:
             raise UserError(f"cfg_dropout must lie in [0, 1], got {cfg_dropout}")
         self.vocab = vocab
@@ -77,6 +80,10 @@ class SequenceBuilder:
         self.prompt_face_loss = prompt_face_loss
         self.decision_weight = decision_weight
         self.edit_change_weight = edit_change_weight
+        self.answer_weights = dict(answer_weights or {})
+        bad = {t: w for t, w in self.answer_weights.items() if not w >= 0}
+        if bad:
+            raise UserError(f"data.answer_weights must be >= 0, got {bad}")
         verbalizer = templates.get("attributes").attributes if "attributes" in templates.tasks else None
         self.decision_ids = [vocab.token_id(verbalizer.yes), vocab.token_id(verbalizer.no)] if verbalizer else []
         self.reading_tasks = [t for t in READING_TASKS if t in templates.tasks]
@@ -131,7 +138,7 @@ class SequenceBuilder:
             n_prompt, n_answer = n_prompt + len(prompt), n_answer + len(target)
             ids += [prompt, [v.sep_id], answer]
             labels += [np.full(len(prompt) + 1, IGNORE), answer]
-            weight = np.full(len(answer), 1.0 / len(answer))
+            weight = np.full(len(answer), self.answer_weights.get(sample.task, 1.0) / len(answer))
             if self.decision_weight and sample.task == "attributes":
                 weight[np.isin(answer, self.decision_ids)] += self.decision_weight
             if self.edit_change_weight and sample.task == "edit" and sample.prompt_faces and sample.target_faces:

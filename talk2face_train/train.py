@@ -79,6 +79,8 @@ class DataConfig:
     decision_weight: float = 0.0
     # answer_loss "answer": extra weight of the target codes an edit changes (SequenceBuilder)
     edit_change_weight: float = 0.0
+    # answer_loss "answer": task -> weight of each of its answers (default 1; SequenceBuilder)
+    answer_weights: dict[str, float] = field(default_factory=dict)
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
     task_per_batch: bool = True  # one task per micro-batch: ~1.5x fewer padding tokens on SynFace
     # image-token embeddings start as a projection of the VQGAN's code vectors (modeling.py); on
@@ -128,7 +130,7 @@ def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str,
     """The tables of records per source and the builder that turns them into sequences."""
     builder = SequenceBuilder(vocab, templates, max_length=cfg.data.max_length, cfg_dropout=cfg_dropout,
                               prompt_face_loss=cfg.data.prompt_face_loss > 0, decision_weight=cfg.data.decision_weight,
-                              edit_change_weight=cfg.data.edit_change_weight)
+                              edit_change_weight=cfg.data.edit_change_weight, answer_weights=cfg.data.answer_weights)
     tables = {}
     for src in cfg.data.sources:
         unknown = sorted(set(src.tasks) - set(TASKS) - {MULTI_ANSWER})
@@ -324,6 +326,9 @@ def check_config(cfg: TrainConfig) -> None:
     validate_precision(cfg.mixed_precision)
     if not cfg.data.sources:
         raise UserError("data.sources is empty: name at least one pre-tokenized folder")
+    unknown = sorted(set(cfg.data.answer_weights) - set(TASKS))
+    if unknown:
+        raise UserError(f"data.answer_weights names unknown task(s) {unknown}; tasks are {list(TASKS)}")
     if cfg.data.answer_loss not in ("answer", "token"):
         raise UserError(f"data.answer_loss={cfg.data.answer_loss!r} is not 'answer' or 'token'")
     if cfg.prefix_lm and cfg.data.prompt_face_loss > 0:

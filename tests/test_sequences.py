@@ -261,3 +261,14 @@ def test_edit_change_weight_goes_to_the_target_codes_the_edit_changes(vocab, tem
     np.testing.assert_array_equal(weighted["answer_weights"][rest], plain["answer_weights"][rest])
     caption = SequenceBuilder(vocab, templates, max_length=512, edit_change_weight=3.0).build("caption", record, np.random.default_rng(0))
     assert caption["answer_weights"].sum() == pytest.approx(1.0)  # other tasks keep their weight
+
+
+def test_answer_weights_scale_one_task_s_answers_in_a_multi_answer_sequence(vocab, templates):
+    record = make_record(8)
+    plain = SequenceBuilder(vocab, templates, max_length=512).build(MULTI_ANSWER, record, np.random.default_rng(0))
+    weighted = SequenceBuilder(vocab, templates, max_length=512, answer_weights={"caption": 3.0}).build(
+        MULTI_ANSWER, record, np.random.default_rng(0))
+    assert plain["answer_weights"].sum() == pytest.approx(3.0)  # age, attributes, caption: one each
+    assert weighted["answer_weights"].sum() == pytest.approx(5.0)  # the caption counts three times
+    with pytest.raises(UserError, match="answer_weights"):
+        SequenceBuilder(vocab, templates, max_length=512, answer_weights={"caption": -1.0})
