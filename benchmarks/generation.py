@@ -1,4 +1,4 @@
-"""Generation-speed benchmark (issue 7), every figure measured side by side in one run.
+"""Generation-speed benchmark, every figure measured side by side in one run.
 
     python -m benchmarks.generation [--model DIR] [--faces 16]
 

@@ -1,4 +1,4 @@
-"""Training-speed benchmark (issue 6): bf16 vs fp32, loop overhead, model FLOP utilisation.
+"""Training-speed benchmark: bf16 vs fp32, loop overhead, model FLOP utilisation.
 
     python -m benchmarks.training [--data DIR] [--steps 12]
 

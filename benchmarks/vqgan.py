@@ -1,4 +1,4 @@
-"""The image tokenizer's benchmark (issue 4): reconstruction quality, tokenization throughput,
+"""The image tokenizer's benchmark: reconstruction quality, tokenization throughput,
 and what pre-tokenizing saves the decoder's training.
 
     python -m benchmarks.vqgan --vqgan runs/vqgan-synface/final --data data/synface
