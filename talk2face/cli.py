@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 from talk2face.errors import UserError
 
@@ -29,9 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prompt": ("talk2face.commands:prompt", "answer any template string, e.g. 'to caption: {face}'"),
     "serve": ("talk2face.serve", "a local web page (Gradio) with every task of a model"),
     # training (talk2face_train): CONFIG [--key=value ...], as `accelerate launch -m <module> CONFIG` takes it
-    "train": ("talk2face_train.train", "train the decoder on every task (an experiments/ config)"),
-    "train-vqgan": ("talk2face_train.vqgan", "train the image tokenizer (a VQGAN)"),
-    "train-evaluator": ("talk2face_train.evaluator", "train the evaluator that judges generated faces"),
+    "train": ("talk2face_train.train:command", "train the decoder on every task (an experiments/ config)"),
+    "train-vqgan": ("talk2face_train.vqgan:command", "train the image tokenizer (a VQGAN)"),
+    "train-evaluator": ("talk2face_train.evaluator:command", "train the evaluator that judges generated faces"),
     "train-text-tokenizer": ("talk2face_train.text_tokenizer", "train the text tokenizer on the captions"),
 }
 
@@ -56,10 +57,21 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of every trainer: a YAML config, then `--key=value` overrides of its fields."""
-    parser.add_argument("config", help="a YAML config, e.g. experiments/synface-small.yaml")
-    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="--key=value ... (e.g. --optim.max_steps=800)")
+class ConfigCommand:
+    """A trainer as a subcommand: `CONFIG [--key=value ...]`, handed to its `main(argv)`."""
+
+    def __init__(self, main: Callable[[list[str]], object]) -> None:
+        self.main = main
+        self.__doc__ = sys.modules[main.__module__].__doc__  # the trainer's own description
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("config", help="a YAML config, e.g. experiments/synface-small.yaml")
+        parser.add_argument("overrides", nargs=argparse.REMAINDER, help="--key=value ... (e.g. --optim.max_steps=800)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        self.main([args.config, *args.overrides])
+        return 0
 
 
 def run_standalone(module: object, prog: str, argv: list[str] | None = None) -> int:

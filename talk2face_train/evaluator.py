@@ -11,7 +11,6 @@ from outside.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from talk2face.cli import add_config_arguments, run_standalone
+from talk2face.cli import ConfigCommand, run_standalone
 from talk2face.config import load_config, to_dict
 from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, FaceRecord
@@ -260,13 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-add_arguments = add_config_arguments
-
-
-def run(args: argparse.Namespace) -> int:
-    """`talk2face train-evaluator` / `python -m talk2face_train.evaluator`."""
-    return main([args.config, *args.overrides])
+command = ConfigCommand(main)  # `talk2face train-evaluator`
 
 
 if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback
-    sys.exit(run_standalone(sys.modules[__name__], "python -m talk2face_train.evaluator"))
+    sys.exit(run_standalone(command, "python -m talk2face_train.evaluator"))

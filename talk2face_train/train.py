@@ -10,7 +10,6 @@ checkpoint skips the batches already seen and continues the exact data order and
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -29,7 +28,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from talk2face.cli import add_config_arguments, run_standalone
+from talk2face.cli import ConfigCommand, run_standalone
 from talk2face import face_grid, prefix_lm
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
@@ -505,14 +504,8 @@ def main(argv: list[str] | None = None) -> TrainResult:
     return train(load_config(TrainConfig, argv[0], argv[1:]))
 
 
-add_arguments = add_config_arguments
-
-
-def run(args: argparse.Namespace) -> int:
-    """`talk2face train` / `python -m talk2face_train.train`."""
-    main([args.config, *args.overrides])
-    return 0
+command = ConfigCommand(main)  # `talk2face train`
 
 
 if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback
-    sys.exit(run_standalone(sys.modules[__name__], "python -m talk2face_train.train"))
+    sys.exit(run_standalone(command, "python -m talk2face_train.train"))

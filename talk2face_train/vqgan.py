@@ -20,7 +20,6 @@ step), so a resumed run sees the same data order. The result is `<output_dir>/fi
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -37,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from taming.modules.discriminator.model import NLayerDiscriminator, weights_init
 from tqdm.auto import tqdm
 
-from talk2face.cli import add_config_arguments, run_standalone
+from talk2face.cli import ConfigCommand, run_standalone
 from talk2face.config import from_dict, load_config, to_dict
 from talk2face.errors import UserError
 from talk2face_train.precision import resolve as resolve_precision
@@ -375,14 +374,8 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
     return result
 
 
-add_arguments = add_config_arguments
-
-
-def run(args: argparse.Namespace) -> int:
-    """`talk2face train-vqgan` / `python -m talk2face_train.vqgan`."""
-    main([args.config, *args.overrides])
-    return 0
+command = ConfigCommand(main)  # `talk2face train-vqgan`
 
 
 if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback
-    sys.exit(run_standalone(sys.modules[__name__], "python -m talk2face_train.vqgan"))
+    sys.exit(run_standalone(command, "python -m talk2face_train.vqgan"))
