@@ -185,11 +185,11 @@ class Talk2Face:
         forced instead of sampled.
         """
         n = self.n_image_tokens
-        s = sampling
-        guided = uncond is not None and s.cfg_scale is not None and s.cfg_scale != 1.0
+        guided = uncond is not None and sampling.cfg_scale is not None and sampling.cfg_scale != 1.0
         generator = torch.Generator(self.device)
-        generator.manual_seed(int(s.seed) if s.seed is not None else int(torch.randint(2**31, ())))
-        sampler = GuidedSampler(s.cfg_scale if guided else None, s.temperature, s.top_k, s.top_p, generator)
+        generator.manual_seed(int(sampling.seed) if sampling.seed is not None else int(torch.randint(2**31, ())))
+        sampler = GuidedSampler(sampling.cfg_scale if guided else None, sampling.temperature, sampling.top_k,
+                                sampling.top_p, generator)
         image_only = AllowedRange(self.vocab.image_token_range.start, self.vocab.image_token_range.stop)
         out = []
         for start in range(0, len(cond), batch_size):

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from talk2face.data.sources import Source, open_source, source_from_dict
 from talk2face.data.record import TASKS
+from talk2face.data.sources import Source, open_source, source_from_dict
 from talk2face.errors import UserError
 
 _ENTRY_KEYS = {"source", "weight", "tasks", "name"}
@@ -54,7 +54,6 @@ class Mixture:
         """Each entry's sampling probability, in the order of `sources` (sums to 1)."""
         total = sum(s.weight for s in self.sources)
         return [s.weight / total for s in self.sources]
-
 
 
 def _parse_entry(entry: Any, base: Path, where: str) -> MixtureSource:

@@ -27,7 +27,7 @@ from talk2face.checkpoint import read_card
 from talk2face.data.images import load_images
 from talk2face.data.record import TASKS, FaceRecord
 from talk2face.data.sources import Source, open_source
-from talk2face.device import check_device
+from talk2face.device import check_device, cpu_model
 from talk2face.edit_regions import EDIT_REGIONS
 from talk2face.errors import UserError
 from talk2face.evaluation.baselines import MajorityAttributes, MeanAge, NearestNeighbourCaption
@@ -35,7 +35,6 @@ from talk2face.evaluation.caption_attributes import attribute_precision_recall, 
 from talk2face.evaluation.caption_metrics import caption_scores
 from talk2face.evaluation.evaluator import FaceEvaluator
 from talk2face import shipped
-from talk2face.device import cpu_model
 from talk2face.evaluation.face_metrics import (
     age_mae, balanced_accuracy, cumulative_score, diversity, edit_scores, frechet_distance, labels_matrix,
     mean_accuracy, per_attribute_accuracy,
