@@ -13,7 +13,7 @@ install: $(STAMP)
 
 # torch==2.13.0 first: the CPU build already on this disk. Every later requirement admits it,
 # so pip never replaces it with a multi-GB CUDA build.
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0

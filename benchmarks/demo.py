@@ -26,6 +26,7 @@ import torch
 
 from talk2face.config import load_config
 from talk2face.errors import UserError
+from talk2face import shipped
 from talk2face.shipped import SHOWCASE_EDITS, SHOWCASE_PROMPTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def launch_decoder_training(cfg: DemoConfig, tokenized: Path, vqgan: Path, out: 
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_cfg),
         "-m", "talk2face_train.train", str(REPO / cfg.decoder_config),
         f"--data.sources=[{{tokenized: {tokenized}}}]", f"--data.vqgan={vqgan}",
-        f"--data.text_tokenizer={REPO / 'tokenizers/synface/tokenizer.json'}", f"--data.templates={REPO / 'templates'}",
+        f"--data.text_tokenizer={shipped.TEXT_TOKENIZER}", f"--data.templates={shipped.TEMPLATES}",
         f"--output_dir={out}", "--resume=latest", "--log_with=none", *cfg.decoder_overrides,
     ]
     subprocess.run(cmd, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})

@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from talk2face import shipped
 from talk2face.data.record import ATTRIBUTES
 from talk2face.generation import AllowedRange, filter_logits
 from talk2face.modeling import build_model
@@ -33,7 +33,6 @@ from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN, VQGAN_PRESETS
 
-REPO = Path(__file__).resolve().parents[1]
 PROMPTS = [
     "a smiling old man with glasses", "a young woman with blond hair", "a bald man with a beard",
     "a little girl with bangs", "a woman in her forties wearing earrings", "a man with black wavy hair",
@@ -47,9 +46,9 @@ def untrained_model() -> Talk2Face:
 
     torch.manual_seed(0)
     vqgan = VQGAN(VQGAN_PRESETS["synface-64"])
-    vocab = Vocab(Tokenizer.from_file(str(REPO / "tokenizers/synface/tokenizer.json")), vqgan.n_codes)
+    vocab = Vocab(Tokenizer.from_file(str(shipped.TEXT_TOKENIZER)), vqgan.n_codes)
     model = build_model("small", len(vocab), 192, vocab.pad_id, vocab.bos_id, vocab.eos_id)
-    return Talk2Face(model, vocab, vqgan, Templates.load(REPO / "templates"), ATTRIBUTES[:25], 192)
+    return Talk2Face(model, vocab, vqgan, Templates.load(shipped.TEMPLATES), ATTRIBUTES[:25], 192)
 
 
 def timed(fn: Callable[[], object], repeats: int = 1) -> float:

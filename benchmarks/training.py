@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from talk2face import shipped
 from talk2face.config import load_config
 from talk2face.modeling import MODEL_PRESETS, build_model
 from talk2face_train.sequences import collate
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         overrides = [
             f"--data.sources=[{{tokenized: {data}}}]", f"--data.vqgan={vqgan}", f"--optim.max_steps={args.steps}",
             "--log_with=none", f"--save_every={10**9}", f"--eval_every={10**9}", "--data.val_per_task=1",
-            f"--data.text_tokenizer={REPO / 'tokenizers/synface/tokenizer.json'}", f"--data.templates={REPO / 'templates'}",
+            f"--data.text_tokenizer={shipped.TEXT_TOKENIZER}", f"--data.templates={shipped.TEMPLATES}",
         ]
         peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
         print(f"matmul 2048^2: bf16 {peak_bf16:,.0f} GFLOP/s, fp32 {peak_fp32:,.0f} GFLOP/s")

@@ -49,6 +49,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 
+from talk2face import shipped
 from talk2face.cli import run_standalone
 from talk2face.errors import UserError
 from talk2face.vocab import SPACE
@@ -138,7 +139,7 @@ def corpus_from_sources(dirs: Sequence[str | Path], split: str = "train") -> lis
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, help="data source folders / YAML files")
-    parser.add_argument("--templates", default="templates", help="templates folder (its text is in the corpus)")
+    parser.add_argument("--templates", default=str(shipped.TEMPLATES), help="templates folder (its text is in the corpus)")
     parser.add_argument("--vocab-size", type=int, default=1024, help="number of text pieces")
     parser.add_argument("--split", default="train", help="split whose captions are read")
     parser.add_argument("--out", required=True, help="output tokenizer.json path")

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from talk2face.cli import ConfigCommand, run_standalone
-from talk2face import face_grid, prefix_lm
+from talk2face import face_grid, prefix_lm, shipped
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
 from talk2face.data.record import ATTRIBUTES, TASKS
@@ -47,8 +47,6 @@ from talk2face.vocab import Vocab, read_tokenizer
 from talk2face.vqgan import VQGAN
 
 
-
-
 @dataclass
 class SourceConfig:
     tokenized: str  # a pre-tokenized Arrow folder written by `talk2face tokenize`
@@ -60,8 +58,8 @@ class SourceConfig:
 class DataConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     vqgan: str = ""  # the VQGAN folder the codes were made with; copied into the checkpoint
-    text_tokenizer: str = "tokenizers/synface/tokenizer.json"  # trained by talk2face_train.text_tokenizer
-    templates: str = "templates"  # one YAML file per task
+    text_tokenizer: str = str(shipped.TEXT_TOKENIZER)  # trained by talk2face_train.text_tokenizer
+    templates: str = str(shipped.TEMPLATES)  # one YAML file per task
     task_weights: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in TASKS})
     max_length: int = 256  # context of the decoder: the longest prompt + answer
     cfg_dropout: float = 0.1  # share of text_to_face/edit examples whose condition is dropped (for CFG)
