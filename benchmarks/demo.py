@@ -93,7 +93,7 @@ def showcase(model_dir: Path, data: Path, out: Path, seed: int) -> dict:
     """Pictures and answers for the page: prompts -> faces, test faces -> answers, edits."""
     from talk2face.data.sources import open_source
     from talk2face.evaluation.report import image_grid
-    from talk2face.pipeline import Talk2Face
+    from talk2face.facade import Talk2Face
 
     model = Talk2Face.from_pretrained(model_dir)
     faces = model.text_to_face(SHOWCASE_PROMPTS, num_samples=4, seed=seed)

@@ -26,9 +26,9 @@ from PIL import Image
 
 from talk2face import shipped
 from talk2face.data.record import ATTRIBUTES
-from talk2face.generation import AllowedRange, filter_logits
+from talk2face.logits_processors import AllowedRange, filter_logits
 from talk2face.modeling import build_model
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN, VQGAN_PRESETS

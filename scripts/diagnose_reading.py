@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
                                   meta["n_codes"], positions)
 
     if args.model:
-        from talk2face.pipeline import Talk2Face
+        from talk2face.facade import Talk2Face
 
         model = Talk2Face.from_pretrained(args.model)
         answered = model._attribute_probs(list(test_codes), names)

@@ -36,7 +36,7 @@ from talk2face.errors import UserError
 from talk2face.evaluation.benchmark import Benchmark, EvalConfig
 from talk2face.evaluation.evaluator import FaceEvaluator
 from talk2face.fingerprint import weights_fingerprint
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 from talk2face.device import cpu_model
 from talk2face.vqgan.model import VQGAN
 

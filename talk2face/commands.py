@@ -41,7 +41,7 @@ class Command:
     def run(self, args: argparse.Namespace) -> int:
         from transformers.utils import logging as hf_logging
 
-        from talk2face.pipeline import Talk2Face  # heavy imports only once a command runs
+        from talk2face.facade import Talk2Face  # heavy imports only once a command runs
 
         hf_logging.disable_progress_bar()  # the CLI prints answers, not weight-loading bars
         if self.picture_inputs is not None:  # before any work: a bad --out never costs a generation

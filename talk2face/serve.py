@@ -54,7 +54,7 @@ def launch(args: argparse.Namespace):
         import gradio  # noqa: F401
     except ImportError:
         raise UserError("the web demo needs Gradio: pip install -e '.[serve]'") from None
-    from talk2face.pipeline import Talk2Face
+    from talk2face.facade import Talk2Face
 
     model = Talk2Face.from_pretrained(args.model, device=args.device)
     model.lexicon  # loads WordNet now rather than on the first click with a word the model does not know

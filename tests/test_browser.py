@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 
 CHROMIUM = Path("/usr/bin/chromium")
 # the first face of the gallery has arrived and is decoded (an <img> appears before its pixels do)

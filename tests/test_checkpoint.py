@@ -11,7 +11,7 @@ import torch
 from talk2face.checkpoint import CARD_FILE, load_decoder
 from talk2face.errors import UserError
 from talk2face.fingerprint import weights_fingerprint
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 
 
 def shipped_copy(tiny_model, tmp_path):

@@ -9,7 +9,7 @@ from conftest import tiny_train_args
 from talk2face import face_grid
 from talk2face.checkpoint import load_decoder
 from talk2face.modeling import build_model
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 from talk2face_train.train import main
 
 IMAGES = range(50, 90)  # image-token ids of the toy vocabulary below

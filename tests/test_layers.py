@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 RUN_EVERY_TASK = """
 import json, sys
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 model = Talk2Face.from_pretrained(sys.argv[1], bf16=False)
 face = sys.argv[2]
 model.text_to_face("a smiling man", num_samples=1, seed=0)
@@ -40,5 +40,5 @@ def test_every_task_runs_without_loading_a_forbidden_module(tiny_model, tiny_wor
                          capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     forbidden = forbidden_modules()
-    assert "talk2face_train" in forbidden and "talk2face.pipeline" in loaded  # the list and the run are real
+    assert "talk2face_train" in forbidden and "talk2face.facade" in loaded  # the list and the run are real
     assert sorted(loaded & set(forbidden)) == []

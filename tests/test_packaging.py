@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = """
 import json, sys
 from talk2face import shipped
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 from talk2face.templates import Templates
 model = Talk2Face.from_pretrained()
 print(json.dumps({"root": str(shipped.ROOT), "tasks": Templates.load(shipped.TEMPLATES).tasks,
@@ -48,7 +48,7 @@ def test_wheel_ships_the_artifacts_and_answers_like_the_repository(tmp_path, tin
                          cwd=elsewhere, env=env).stdout
     packaged = json.loads(out.strip().splitlines()[-1])
 
-    from talk2face.pipeline import Talk2Face
+    from talk2face.facade import Talk2Face
 
     assert Path(packaged["root"]) == tmp_path / "site" / "talk2face" / "assets"
     assert set(packaged["tasks"]) == {"age", "attributes", "caption", "edit", "text_to_face"}

@@ -12,7 +12,7 @@ from talk2face import prefix_lm
 from talk2face.checkpoint import load_decoder
 from talk2face.errors import UserError
 from talk2face.modeling import build_model
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 from talk2face_train.train import main
 
 SEP = 3

@@ -7,7 +7,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from talk2face.cli import main
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 
 
 @pytest.fixture(scope="module")

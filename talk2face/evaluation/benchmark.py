@@ -41,7 +41,7 @@ from talk2face.evaluation.face_metrics import (
 )
 from talk2face.evaluation.inception import InceptionFeatures
 from talk2face.evaluation.report import write_report
-from talk2face.generation import check_sampling
+from talk2face.sampling import check_sampling
 
 @dataclass
 class EvalConfig:
@@ -94,7 +94,7 @@ class Benchmark:
     """Holds the model, data and evaluator; one method per task, each returning a report entry."""
 
     def __init__(self, cfg: EvalConfig) -> None:
-        from talk2face.pipeline import Talk2Face  # the library's inference API is what is measured
+        from talk2face.facade import Talk2Face  # the library's inference API is what is measured
 
         self.cfg = cfg
         self.model = Talk2Face.from_pretrained(cfg.model, device=cfg.device)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, filter_logits
+from talk2face.logits_processors import AllowedRange, GuidedSampler, KeepCodes, filter_logits
 from talk2face.modeling import MODEL_PRESETS, build_model, init_image_embeddings
 
 

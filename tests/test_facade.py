@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from talk2face.errors import UserError
-from talk2face.pipeline import Talk2Face
+from talk2face.facade import Talk2Face
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,8 @@ from talk2face.data.record import ATTRIBUTES
 from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.edit_regions import regenerated_cells, target_phrase
-from talk2face.generation import AllowedRange, GuidedSampler, KeepCodes, Sampling
+from talk2face.logits_processors import AllowedRange, GuidedSampler, KeepCodes
+from talk2face.sampling import Sampling
 from talk2face.lexicon import WORD, Lexicon, needs_rewriting, vocabulary_words
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
