@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from talk2face.data.images import load_images
-from talk2face_train.pretokenize import load_tokenized, tokenize
+from talk2face_train.pretokenize import tokenize
+from talk2face_train.tokenized import load_tokenized
 from talk2face.data.sources import open_source
 from talk2face import shipped
 from talk2face.errors import UserError

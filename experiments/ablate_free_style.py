@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from talk2face_train.pretokenize import META_NAME, load_tokenized
+from talk2face_train.tokenized import META_NAME, load_tokenized
 
 FREE_STYLE = 2  # index % 3 of a free-style caption
 

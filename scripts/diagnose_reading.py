@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talk2face_train.pretokenize import load_tokenized
+from talk2face_train.tokenized import load_tokenized
 from talk2face.data.record import ATTRIBUTES
 from talk2face.evaluation import face_metrics
 

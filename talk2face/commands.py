@@ -16,6 +16,7 @@ from typing import Any
 
 from talk2face import shipped
 from talk2face.errors import UserError
+from talk2face.templates import Parsed
 
 
 
@@ -173,15 +174,18 @@ def _prompt_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text", help="text for {text}")
     parser.add_argument("--instruction", help="text for {instruction}")
     parser.add_argument("--out", default="answer.png", help="where a face answer is written")
+    parser.add_argument("--read-as", help="a task (age, attributes, caption) whose template reads the text answer back into a value")
 
 
 def _prompt(model, args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {k: v for k, v in (("text", args.text), ("instruction", args.instruction)) if v is not None}
     if args.face:
         fields["face"] = args.face if len(args.face) > 1 else args.face[0]
-    answer = model.prompt(args.template, **fields)
+    answer = model.prompt(args.template, read_as=args.read_as, **fields)
     if isinstance(answer, str):
         return {"answer": answer}
+    if isinstance(answer, Parsed):
+        return {"answer": answer.text, "value": answer.value, "ok": answer.ok, **({"reason": answer.reason} if not answer.ok else {})}
     check_output(args.out, args.face, args.overwrite)
     return {"out": _save_grid([answer], args.out, columns=1)}
 

@@ -35,7 +35,7 @@ from talk2face.edit_regions import regenerated_cells, target_phrase
 from talk2face.logits_processors import AllowedRange, GuidedSampler, KeepCodes
 from talk2face.sampling import Sampling
 from talk2face.lexicon import WORD, Lexicon, needs_rewriting, vocabulary_words
-from talk2face.templates import Templates
+from talk2face.templates import Parsed, Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN
 
@@ -402,14 +402,19 @@ class Talk2Face:
                 scores.append(logp[i, -n - 1 : -1].gather(-1, target[:, None]).mean())
         return torch.stack(scores).cpu()
 
-    def prompt(self, template: str, max_new_tokens: int = 48, **fields: Any) -> str | Image.Image:
+    def prompt(self, template: str, max_new_tokens: int = 48, read_as: str | None = None,
+               **fields: Any) -> str | Image.Image | Parsed:
         """Answer any template string, e.g. "describe this face: {face}" or "to image: {text}".
 
         `{face}` fields take an image (path, PIL, array) or a list of them; other fields text.
         The model's first answer token decides the modality: `<boi>` starts a face (returned as a
-        PIL image), anything else text (returned as a string).
+        PIL image), anything else text (returned as a string). `read_as` names a task whose
+        template reads the text answer back into a value (`Parsed`: an int age, an attribute
+        dict, a caption; `ok` False with the reason when the text is not such an answer).
         """
         _refuse_empty([template], "template")
+        if read_as is not None:
+            self.templates.get(read_as)  # an unknown task is refused before any work
         if "face" in fields:
             faces = fields["face"] if isinstance(fields["face"], (list, tuple)) else [fields["face"]]
             fields["face"] = self.encode_faces(faces)
@@ -420,6 +425,9 @@ class Talk2Face:
         first = logits[0, -1]
         first[self.vocab.image_token_range.start :] = -float("inf")  # an answer starts with text or <boi>
         if int(first.argmax()) == self.vocab.boi_id:
+            if read_as is not None:
+                raise UserError(f"the template {template!r} was answered with a face, which cannot be read as {read_as!r}")
             codes = self._generate_faces([ids], None, Sampling(), 1)
             return self.decode_faces(codes)[0]
-        return self._generate_text([ids], max_new_tokens, 1)[0]
+        answer = self._generate_text([ids], max_new_tokens, 1)[0]
+        return answer if read_as is None else self.templates.parse(read_as, answer)

@@ -15,14 +15,7 @@ images' sizes and modification times): a rerun with other settings, or after the
 edited, is refused instead of mixing old and new rows. One run at a time writes an `--out`: a
 second one finds `<out>.lock` held and stops (the lock is the OS's, released even by `kill -9`).
 
-Schema (one row per record; the decoder's training code depends on it):
-    id, identity ("" if unknown), source: string
-    codes: list<uint16> (h*w codes of the record's image)
-    age: int32 (-1 if unknown)
-    attributes: list<int8> (40, aligned to ATTRIBUTES; 1 / 0 / -1 unknown)
-    captions: list<string>; caption_attributes: list<list<string>>
-    edit_source_codes: list<uint16> (empty if not an edit); edit_instructions: list<string>
-    edit_attribute: string ("" if none); edit_value: int32
+The rows' schema and reading them back: talk2face_train/tokenized.py.
 """
 
 from __future__ import annotations
@@ -37,89 +30,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import datasets
-from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_from_disk
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 
 from talk2face import shipped
 from talk2face.config import to_dict
 from talk2face.data.images import load_images
-from talk2face.data.record import ATTRIBUTES, SPLITS, EditInfo, FaceRecord
+from talk2face.data.record import SPLITS, FaceRecord
 from talk2face.data.sources import Source, open_source
 from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.fingerprint import weights_fingerprint
-
-META_NAME = "tokenize.json"
-
-FEATURES = Features({
-    "id": Value("string"),
-    "identity": Value("string"),
-    "source": Value("string"),
-    "codes": List(Value("uint16")),
-    "age": Value("int32"),
-    "attributes": List(Value("int8")),
-    "captions": List(Value("string")),
-    "caption_attributes": List(List(Value("string"))),
-    "edit_source_codes": List(Value("uint16")),
-    "edit_instructions": List(Value("string")),
-    "edit_attribute": Value("string"),
-    "edit_value": Value("int32"),
-})
-
-
-def record_to_row(record: FaceRecord, codes: np.ndarray, edit_codes: np.ndarray | None) -> dict[str, Any]:
-    """One FaceRecord plus its image's codes (and its edit source's) -> one row of FEATURES."""
-    attrs = record.attributes or {}
-    edit = record.edit
-    return {
-        "id": record.id,
-        "identity": record.identity or "",
-        "source": record.source,
-        "codes": codes.astype(np.uint16),
-        "age": -1 if record.age is None else int(record.age),
-        "attributes": np.array([int(attrs[a]) if a in attrs else -1 for a in ATTRIBUTES], dtype=np.int8),
-        "captions": list(record.captions or []),
-        "caption_attributes": [list(c) for c in (record.caption_attributes or [])],
-        "edit_source_codes": np.zeros(0, np.uint16) if edit_codes is None else edit_codes.astype(np.uint16),
-        "edit_instructions": list(edit.instructions) if edit else [],
-        "edit_attribute": edit.attribute if edit else "",
-        "edit_value": int(edit.value) if edit else 0,
-    }
-
-
-def row_to_record(row: dict[str, Any], split: str = "train") -> FaceRecord:
-    """Inverse of the tokenisation: a row of a tokenised split -> FaceRecord whose image is codes.
-
-    Args:
-        row: one row of a split of `load_tokenized(...)[0]`.
-        split: the split the row came from (rows do not store it).
-    Returns:
-        FaceRecord with `image` = (h*w,) uint16 codes, `edit.source` likewise, only the known
-        attributes, and None for unknown age / identity / captions.
-    """
-    known = {a: bool(v) for a, v in zip(ATTRIBUTES, row["attributes"]) if v != -1}
-    edit = None
-    if row["edit_attribute"]:
-        value = int(row["edit_value"]) if row["edit_attribute"] == "age" else bool(row["edit_value"])
-        edit = EditInfo(
-            source=np.asarray(row["edit_source_codes"], dtype=np.uint16),
-            instructions=list(row["edit_instructions"]), attribute=row["edit_attribute"], value=value,
-        )
-    return FaceRecord(
-        image=np.asarray(row["codes"], dtype=np.uint16),
-        id=row["id"],
-        split=split,
-        source=row["source"],
-        age=None if row["age"] == -1 else int(row["age"]),
-        attributes=known or None,
-        captions=list(row["captions"]) or None,
-        caption_attributes=[list(c) for c in row["caption_attributes"]] or None,
-        identity=row["identity"] or None,
-        edit=edit,
-    )
+from talk2face_train.tokenized import FEATURES, META_NAME, record_to_row
 
 
 def _image_path(source: Source, image: Any) -> Any:
@@ -264,23 +188,6 @@ def _tokenize(vq: Any, vqgan_dir: str | Path, data: str | Path, out: Path, batch
     assembled.rename(out)
     shutil.rmtree(work)
     return meta
-
-
-def load_tokenized(directory: str | Path) -> tuple[DatasetDict, dict[str, Any]]:
-    """Open a folder written by `tokenize`: (DatasetDict of FEATURES rows, tokenize.json)."""
-    directory = Path(directory)
-    meta_path = directory / META_NAME
-    if not meta_path.is_file():
-        raise UserError(f"not a tokenized data folder (no {META_NAME}): {directory}")
-    meta = json.loads(meta_path.read_text())
-    dataset = load_from_disk(str(directory))
-    if not isinstance(dataset, DatasetDict):
-        raise UserError(f"{directory}: expected a DatasetDict")
-    for split, ds in dataset.items():
-        missing = sorted(set(FEATURES) - set(ds.features))
-        if missing:
-            raise UserError(f"{directory}: split {split!r} lacks columns {missing}")
-    return dataset, meta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,6 +40,7 @@ from talk2face.data.record import FaceRecord
 from talk2face.errors import UserError
 from talk2face.templates import FACE_TOKEN, Sample, Templates
 from talk2face.vocab import Vocab
+from talk2face_train.tokenized import label_mask, to_record
 
 IGNORE = -100  # label of positions without loss (torch.nn.CrossEntropyLoss's ignore_index)
 MULTI_ANSWER = "multi_answer"  # the composite task: one face, every reading task it has labels for
@@ -207,42 +208,6 @@ class TaskSampler:
     def sample(self, rng: np.random.Generator) -> str:
         """One task name."""
         return self.tasks[int(rng.choice(len(self.tasks), p=self.probs))]
-
-
-def to_record(row: Any) -> FaceRecord:
-    """A FaceRecord as is, or a pre-tokenized Arrow row converted by the pre-tokenizer's rule."""
-    if isinstance(row, FaceRecord):
-        return row
-    from talk2face_train.pretokenize import row_to_record  # imported late: Arrow data only
-
-    return row_to_record(row)
-
-
-def label_mask(table: Sequence[Any], label: str) -> np.ndarray:
-    """(N,) bool: which rows of `table` have `label` ("captions", "age", "attributes", "edit").
-
-    A pre-tokenized split (`datasets.Dataset` with the columns of talk2face_train.pretokenize,
-    which marks a missing label with a sentinel: age -1, attribute -1, no captions, edit_attribute
-    "") is read column-wise in Arrow, without converting a row; anything else row by row.
-    """
-    column = {"age": "age", "attributes": "attributes", "captions": "captions", "edit": "edit_attribute"}[label]
-    if column in (getattr(table, "column_names", None) or ()):
-        import pyarrow.compute as pc
-
-        col = table.with_format("arrow")[column].combine_chunks()  # in the dataset's own row order
-        if label == "age":
-            has = pc.not_equal(col, -1)
-        elif label == "edit":
-            has = pc.not_equal(col, "")
-        elif label == "captions":
-            has = pc.greater(pc.list_value_length(col), 0)
-        else:  # one int8 per ATTRIBUTES entry, -1 = not labelled
-            known = pc.not_equal(pc.list_flatten(col), -1).to_numpy(zero_copy_only=False)
-            lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-            owner = np.repeat(np.arange(len(col)), lengths)  # row of each flattened value
-            return np.bincount(owner, weights=known, minlength=len(col)) > 0
-        return np.asarray(pc.fill_null(has, False).to_numpy(zero_copy_only=False), dtype=bool)
-    return np.array([to_record(row).has(label) for row in table], dtype=bool)
 
 
 class MultiTaskDataset(Dataset):

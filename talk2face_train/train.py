@@ -33,7 +33,7 @@ from talk2face import face_grid, prefix_lm, shipped
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
 from talk2face.data.record import ATTRIBUTES, TASKS
-from talk2face_train.pretokenize import load_tokenized, row_to_record
+from talk2face_train.tokenized import load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from conftest import tiny_train_args
-from talk2face_train.pretokenize import load_tokenized
+from talk2face_train.tokenized import load_tokenized
 from talk2face_train.train import main
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "ablate_free_style.py"

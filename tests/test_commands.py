@@ -63,6 +63,9 @@ def test_prompt_with_a_template_string(tiny_model, face, api, capsys, tmp_path):
     out = run_json(capsys, "prompt", "{face} describe this face:", "--face", face, "--out", str(tmp_path / "a.png"),
                    "--model", str(tiny_model))
     assert out["answer"] == api.caption([face])[0]  # the caption task's own prompt: the caption's answer
+    read = run_json(capsys, "prompt", "{face} describe this face:", "--face", face, "--read-as", "age",
+                    "--model", str(tiny_model))
+    assert read["answer"] == out["answer"] and read["ok"] is False and read["value"] is None and "match" in read["reason"]
 
 
 @pytest.mark.parametrize("argv, message", [

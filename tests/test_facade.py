@@ -57,6 +57,16 @@ def test_captions_ignore_the_batch_and_a_task_template_answers_as_its_task(talk2
     assert talk2face.prompt("{face} describe this face:", face=faces[0], max_new_tokens=8) == captions[0]
 
 
+def test_a_text_answer_is_read_back_by_the_task_named(talk2face, faces):
+    caption = talk2face.caption(faces[:1], max_new_tokens=8)[0]
+    read = talk2face.prompt("{face} describe this face:", face=faces[0], max_new_tokens=8, read_as="caption")
+    assert read.ok and read.value == caption.strip()
+    as_age = talk2face.prompt("{face} describe this face:", face=faces[0], max_new_tokens=8, read_as="age")
+    assert not as_age.ok and as_age.value is None and as_age.text == caption  # a caption is no age answer
+    with pytest.raises(UserError, match="task"):
+        talk2face.prompt("{face} describe this face:", face=faces[0], read_as="height")
+
+
 def test_edit_returns_one_face_per_input(talk2face, faces):
     edited = talk2face.edit(faces[:2], "make her smile", seed=0)
     assert len(edited) == 2 and edited[0].size == (32, 32)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import talk2face_train.pretokenize as pretok
+import talk2face_train.tokenized as tokenized
 from talk2face.cli import main as cli_main
 from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
@@ -64,14 +65,14 @@ def test_tokenize_schema_codes_and_records(setup):
     vq_dir, src, tmp = setup
     meta = pretok.tokenize(vq_dir, src, tmp / "out", batch_size=4, shard_size=3)
     assert meta["counts"] == {"train": 7, "test": 3} and meta["grid_size"] == [8, 8] and meta["n_codes"] == 300
-    data, meta2 = pretok.load_tokenized(tmp / "out")
-    assert meta2 == meta and data["train"].features == pretok.FEATURES
+    data, meta2 = tokenized.load_tokenized(tmp / "out")
+    assert meta2 == meta and data["train"].features == tokenized.FEATURES
     vq = VQGAN.from_pretrained(vq_dir)
     expected = vq.encode(load_images([src / "train" / f"{i}.png" for i in range(7)], 16)).numpy()
     assert str(data["train"].data.schema.field("codes").type) == "list<item: uint16>"  # on disk
     assert np.array_equal(np.array(data["train"]["codes"]), expected)
 
-    rec = pretok.row_to_record(data["train"][0], split="train")
+    rec = tokenized.row_to_record(data["train"][0], split="train")
     assert rec.id == "train-0" and rec.identity is None and rec.age is None and rec.source == "toy"
     assert rec.image.dtype == np.uint16 and np.array_equal(rec.image, expected[0])
     assert rec.attributes == {"Smiling": True, "Male": True}
@@ -81,9 +82,9 @@ def test_tokenize_schema_codes_and_records(setup):
 
     row = data["train"][4]  # no attributes, no edit, age 24
     assert row["attributes"] == [-1] * len(ATTRIBUTES) and row["edit_source_codes"] == [] and row["edit_attribute"] == ""
-    rec = pretok.row_to_record(row)
+    rec = tokenized.row_to_record(row)
     assert rec.attributes is None and rec.edit is None and rec.age is None and rec.identity == "p4"
-    assert pretok.row_to_record(data["train"][5]).age == 25
+    assert tokenized.row_to_record(data["train"][5]).age == 25
 
 
 def test_tokenize_resumes_after_interruption(setup, monkeypatch):
@@ -107,8 +108,8 @@ def test_tokenize_resumes_after_interruption(setup, monkeypatch):
     pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
     assert calls == [3, 1, 3]  # train shards 2 and 3, test shard 1: shard 1 was not redone
     assert not (tmp / "out.partial").exists()
-    a, _ = pretok.load_tokenized(tmp / "straight")
-    b, _ = pretok.load_tokenized(tmp / "out")
+    a, _ = tokenized.load_tokenized(tmp / "straight")
+    b, _ = tokenized.load_tokenized(tmp / "out")
     for split in ("train", "test"):
         assert a[split].to_list() == b[split].to_list()
 
@@ -162,7 +163,7 @@ def test_tokenize_errors(setup):
     with pytest.raises(UserError, match="already exists"):
         pretok.tokenize(vq_dir, src, tmp / "exists")
     with pytest.raises(UserError, match="not a tokenized data folder"):
-        pretok.load_tokenized(tmp / "exists")
+        tokenized.load_tokenized(tmp / "exists")
 
 
 def test_cli(setup, capsys):

@@ -12,11 +12,11 @@ import torch
 from datasets import Dataset
 from tokenizers import Tokenizer
 
-from talk2face_train.pretokenize import FEATURES, record_to_row
+from talk2face_train.tokenized import FEATURES, label_mask, record_to_row
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.errors import UserError
 from talk2face_train.sequences import (
-    IGNORE, MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, TaskSampler, collate, label_mask,
+    IGNORE, MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, TaskSampler, collate,
 )
 from talk2face.data.record import TASKS
 from talk2face.templates import Templates

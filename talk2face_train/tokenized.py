@@ -1,0 +1,145 @@
+"""The pre-tokenized data format: one module owns the Arrow schema, the rule between a row and a
+FaceRecord, the label masks read column-wise, and opening a folder `talk2face tokenize` wrote.
+
+Schema (one row per record; the decoder's training code depends on it):
+    id, identity ("" if unknown), source: string
+    codes: list<uint16> (h*w codes of the record's image)
+    age: int32 (-1 if unknown)
+    attributes: list<int8> (40, aligned to ATTRIBUTES; 1 / 0 / -1 unknown)
+    captions: list<string>; caption_attributes: list<list<string>>
+    edit_source_codes: list<uint16> (empty if not an edit); edit_instructions: list<string>
+    edit_attribute: string ("" if none); edit_value: int32
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import DatasetDict, Features, List, Value, load_from_disk
+
+from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
+from talk2face.errors import UserError
+
+META_NAME = "tokenize.json"
+
+FEATURES = Features({
+    "id": Value("string"),
+    "identity": Value("string"),
+    "source": Value("string"),
+    "codes": List(Value("uint16")),
+    "age": Value("int32"),
+    "attributes": List(Value("int8")),
+    "captions": List(Value("string")),
+    "caption_attributes": List(List(Value("string"))),
+    "edit_source_codes": List(Value("uint16")),
+    "edit_instructions": List(Value("string")),
+    "edit_attribute": Value("string"),
+    "edit_value": Value("int32"),
+})
+
+
+def record_to_row(record: FaceRecord, codes: np.ndarray, edit_codes: np.ndarray | None) -> dict[str, Any]:
+    """One FaceRecord plus its image's codes (and its edit source's) -> one row of FEATURES."""
+    attrs = record.attributes or {}
+    edit = record.edit
+    return {
+        "id": record.id,
+        "identity": record.identity or "",
+        "source": record.source,
+        "codes": codes.astype(np.uint16),
+        "age": -1 if record.age is None else int(record.age),
+        "attributes": np.array([int(attrs[a]) if a in attrs else -1 for a in ATTRIBUTES], dtype=np.int8),
+        "captions": list(record.captions or []),
+        "caption_attributes": [list(c) for c in (record.caption_attributes or [])],
+        "edit_source_codes": np.zeros(0, np.uint16) if edit_codes is None else edit_codes.astype(np.uint16),
+        "edit_instructions": list(edit.instructions) if edit else [],
+        "edit_attribute": edit.attribute if edit else "",
+        "edit_value": int(edit.value) if edit else 0,
+    }
+
+
+def row_to_record(row: dict[str, Any], split: str = "train") -> FaceRecord:
+    """Inverse of the tokenisation: a row of a tokenised split -> FaceRecord whose image is codes.
+
+    Args:
+        row: one row of a split of `load_tokenized(...)[0]`.
+        split: the split the row came from (rows do not store it).
+    Returns:
+        FaceRecord with `image` = (h*w,) uint16 codes, `edit.source` likewise, only the known
+        attributes, and None for unknown age / identity / captions.
+    """
+    known = {a: bool(v) for a, v in zip(ATTRIBUTES, row["attributes"]) if v != -1}
+    edit = None
+    if row["edit_attribute"]:
+        value = int(row["edit_value"]) if row["edit_attribute"] == "age" else bool(row["edit_value"])
+        edit = EditInfo(
+            source=np.asarray(row["edit_source_codes"], dtype=np.uint16),
+            instructions=list(row["edit_instructions"]), attribute=row["edit_attribute"], value=value,
+        )
+    return FaceRecord(
+        image=np.asarray(row["codes"], dtype=np.uint16),
+        id=row["id"],
+        split=split,
+        source=row["source"],
+        age=None if row["age"] == -1 else int(row["age"]),
+        attributes=known or None,
+        captions=list(row["captions"]) or None,
+        caption_attributes=[list(c) for c in row["caption_attributes"]] or None,
+        identity=row["identity"] or None,
+        edit=edit,
+    )
+
+
+def to_record(row: Any) -> FaceRecord:
+    """A FaceRecord as is, or a pre-tokenized Arrow row converted by the pre-tokenizer's rule."""
+    if isinstance(row, FaceRecord):
+        return row
+    return row_to_record(row)
+
+
+def label_mask(table: Sequence[Any], label: str) -> np.ndarray:
+    """(N,) bool: which rows of `table` have `label` ("captions", "age", "attributes", "edit").
+
+    A pre-tokenized split (`datasets.Dataset` with the columns of FEATURES,
+    which marks a missing label with a sentinel: age -1, attribute -1, no captions, edit_attribute
+    "") is read column-wise in Arrow, without converting a row; anything else row by row.
+    """
+    column = {"age": "age", "attributes": "attributes", "captions": "captions", "edit": "edit_attribute"}[label]
+    if column in (getattr(table, "column_names", None) or ()):
+        import pyarrow.compute as pc
+
+        col = table.with_format("arrow")[column].combine_chunks()  # in the dataset's own row order
+        if label == "age":
+            has = pc.not_equal(col, -1)
+        elif label == "edit":
+            has = pc.not_equal(col, "")
+        elif label == "captions":
+            has = pc.greater(pc.list_value_length(col), 0)
+        else:  # one int8 per ATTRIBUTES entry, -1 = not labelled
+            known = pc.not_equal(pc.list_flatten(col), -1).to_numpy(zero_copy_only=False)
+            lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+            owner = np.repeat(np.arange(len(col)), lengths)  # row of each flattened value
+            return np.bincount(owner, weights=known, minlength=len(col)) > 0
+        return np.asarray(pc.fill_null(has, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return np.array([to_record(row).has(label) for row in table], dtype=bool)
+
+
+def load_tokenized(directory: str | Path) -> tuple[DatasetDict, dict[str, Any]]:
+    """Open a folder written by `tokenize`: (DatasetDict of FEATURES rows, tokenize.json)."""
+    directory = Path(directory)
+    meta_path = directory / META_NAME
+    if not meta_path.is_file():
+        raise UserError(f"not a tokenized data folder (no {META_NAME}): {directory}")
+    meta = json.loads(meta_path.read_text())
+    dataset = load_from_disk(str(directory))
+    if not isinstance(dataset, DatasetDict):
+        raise UserError(f"{directory}: expected a DatasetDict")
+    for split, ds in dataset.items():
+        missing = sorted(set(FEATURES) - set(ds.features))
+        if missing:
+            raise UserError(f"{directory}: split {split!r} lacks columns {missing}")
+    return dataset, meta
