@@ -100,8 +100,8 @@ class Talk2Face:
         Args:
             path: the folder (default: the shipped SynFace model, models/synface).
             device: "cpu" or "cuda".
-            bf16: bf16 autocast; default on for a GPU, off on a CPU (on the AVX512-BF16 CPU this
-                was measured on, bf16 generation ran 1.25x slower: python -m benchmarks.generation).
+            bf16: bf16 autocast; default on for a GPU, off on a CPU (where it can run slower:
+                README, Speed; python -m benchmarks.generation measures it).
         """
         path = check_checkpoint_folder(path)
         device = check_device(device)
@@ -115,9 +115,9 @@ class Talk2Face:
 
     def compile(self) -> Talk2Face:
         """Decode faces with a static KV cache and a torch.compile'd decoding step (transformers'
-        generation compile). Measured by `python -m benchmarks.generation`: 16 faces 1.3x
-        faster on the 2-core CPU; the first call of every new (batch, prompt width) shape compiles
-        first (seconds), so it pays off in a server or a loop over equal batches, not a one-off call.
+        generation compile; its speed-up is measured by `python -m benchmarks.generation`, README). The
+        first call of every new (batch, prompt width) shape compiles first (seconds), so it pays off
+        in a server or a loop over equal batches, not a one-off call.
         Returns self."""
         config = CompileConfig(fullgraph=True, dynamic=False)
         config._compile_all_devices = True  # transformers compiles on accelerators only, unless told
