@@ -138,6 +138,16 @@ def readings(model_dir: Path, images: list) -> tuple[list[float], list[dict[str,
     return model.estimate_age(images), model.classify_attributes(images)
 
 
+def precision_line(path: Path) -> list[str]:
+    """The card's line on the precision `mixed_precision: auto` chose for the run (none if not recorded)."""
+    if not path.is_file():
+        return []
+    choice = json.loads(path.read_text())
+    rates = ", ".join(f"{name} {rate:.2f}" for name, rate in choice.get("steps_per_s", {}).items())
+    return [f"- Precision: {choice['mixed_precision']} on {choice.get('hardware', '?')}"
+            + (f" (measured steps/s: {rates})" if rates else "") + "."]
+
+
 def ship_model(args: argparse.Namespace) -> None:
     """The decoder in fp16, naming the shipped tokenizer, judged by `make eval` (its defaults) here."""
     source, dest, tokenizer = check_checkpoint_folder(args.source), Path(args.dest), shipped.VQGAN
@@ -174,9 +184,11 @@ def ship_model(args: argparse.Namespace) -> None:
         f"(`Talk2Face.from_pretrained('{dest}')`; against the fp32 weights on 64 test faces: ages within "
         f"{age_shift:.3f} years, {flips:.2%} of the attribute decisions changed).", "",
         "## How it was made", "",
-        f"- Recipe: `{args.recipe}` ({card.get('step')} steps, {card.get('trained_tokens', 0) / 1e6:.1f}M tokens), "
+        f"- Recipe: `python -m talk2face_train.train {args.recipe} --output_dir={source.parent}` "
+        f"({card.get('step')} steps, {card.get('trained_tokens', 0) / 1e6:.1f}M tokens), "
         f"on the data the README's SynFace section renders and tokenizes; then "
         f"`python scripts/ship.py model {args.source} {args.dest} --recipe {args.recipe} --data {args.data}`.",
+        *precision_line(source.parent / "precision.json"),
         f"- Machine: {cpu_model()}. Shipped on {datetime.date.today().isoformat()}.", "",
         "## `make eval` figures (its defaults; the full report is `eval/report.md`)", "",
     ]
