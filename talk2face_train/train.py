@@ -10,10 +10,7 @@ checkpoint skips the batches already seen and continues the exact data order and
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +34,7 @@ from talk2face_train.tokenized import load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
+from talk2face_train.checkpoints import checkpoints_dir, find_checkpoint, read_state, save_state
 from talk2face_train.precision import resolve as resolve_precision
 from talk2face_train.precision import accelerator_for, step_probe
 from talk2face_train.precision import validate as validate_precision
@@ -290,26 +288,6 @@ def build_decoder(cfg: TrainConfig, vocab: Vocab) -> torch.nn.Module:
     return model
 
 
-def checkpoints_dir(cfg: TrainConfig) -> Path:
-    return Path(cfg.output_dir) / "checkpoints"
-
-
-def find_resume(cfg: TrainConfig) -> Path | None:
-    """The checkpoint folder `cfg.resume` points to ("latest" = the highest complete step), or None."""
-    if cfg.resume is None:
-        return None
-    if cfg.resume != "latest":
-        path = Path(cfg.resume)
-        if not (path / "trainer_state.json").exists():
-            raise UserError(f"--resume={cfg.resume}: not a training checkpoint (no trainer_state.json)")
-        return path
-    for path in sorted(checkpoints_dir(cfg).glob("step_*[0-9]"), reverse=True):  # *.tmp never matches
-        if (path / "trainer_state.json").is_file():
-            return path
-        print(f"skipping {path}: no trainer_state.json (an incomplete or damaged checkpoint)", file=sys.stderr)
-    return None
-
-
 def check_config(cfg: TrainConfig) -> None:
     """Refuse, before any work, the values training would fail on late or train wrongly with."""
     positive = {"batch_size": cfg.batch_size, "save_every": cfg.save_every, "eval_every": cfg.eval_every,
@@ -332,26 +310,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise UserError(f"prefix_lm=true with data.prompt_face_loss={cfg.data.prompt_face_loss}: a prompt code sees "
                         "itself through the prefix's bidirectional attention; set data.prompt_face_loss=0")
     out = Path(cfg.output_dir)
-    earlier = [p.name for p in (out / "final", checkpoints_dir(cfg)) if p.exists()]
+    earlier = [p.name for p in (out / "final", checkpoints_dir(out)) if p.exists()]
     if cfg.resume is None and earlier:
         raise UserError(f"output_dir={out} already holds a run ({', '.join(earlier)}): pass --resume=latest to "
                         "continue it, or choose another output_dir")
-
-
-def save_training_state(accelerator: Accelerator, cfg: TrainConfig, step: int) -> None:
-    """accelerate save_state into a temp folder, then rename: a crash never leaves a complete-looking checkpoint."""
-    final = checkpoints_dir(cfg) / f"step_{step:08d}"
-    tmp = final.with_name(final.name + ".tmp")
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    if accelerator.is_main_process:
-        (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
-        os.replace(tmp, final)
-        for old in sorted(checkpoints_dir(cfg).glob("step_*[0-9]"))[: -cfg.keep_checkpoints]:
-            shutil.rmtree(old)
-    accelerator.wait_for_everyone()
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -410,10 +372,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     step = 0
-    resume_from = find_resume(cfg)
+    resume_from = find_checkpoint(cfg.output_dir, cfg.resume)
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
-        step = json.loads((resume_from / "trainer_state.json").read_text())["step"]
+        step = read_state(resume_from)["step"]
         accelerator.print(f"resumed from {resume_from} at step {step}")
     batches = accelerator.skip_first_batches(loader, step * cfg.optim.grad_accum) if step else loader
 
@@ -477,7 +439,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             accelerator.log({f"val/{t}": v for t, v in val.items()}, step=step)
             accelerator.print(f"step {step} validation loss: " + ", ".join(f"{t} {v:.3f}" for t, v in val.items()))
         if step % cfg.save_every == 0 and step < cfg.optim.max_steps:
-            save_training_state(accelerator, cfg, step)
+            save_state(accelerator, cfg.output_dir, step, cfg.keep_checkpoints)
         if cfg.evaluable_every and step % cfg.evaluable_every == 0 and accelerator.is_main_process:
             save_model_folder(Path(cfg.output_dir) / "evaluable" / f"step_{step:08d}")
         if step >= cfg.optim.max_steps:

@@ -13,15 +13,16 @@ Codebook usage: l2-normalised codes (the preset's `l2_codes`) plus dead-code res
 drawn from recent encoder outputs (the k-means-style remedy of Dhariwal et al. 2020 / Zeghidour et
 al. 2021), until `restart_until` of the run, so the last stretch trains a stable codebook.
 
-Resuming: `<output_dir>/last` (weights, optimiser states, step) is written every `save_every`
-steps; rerunning the same command continues from it. Batches are a pure function of (seed,
-step), so a resumed run sees the same data order. The result is `<output_dir>/final`.
+Resuming: a checkpoint (talk2face_train/checkpoints.py, the decoder's mechanism) is written to
+`<output_dir>/checkpoints` every `save_every` steps and when the run stops; rerunning the same
+command continues from the newest (`resume: latest`, the default here). Batches are a pure
+function of (seed, step), so a resumed run sees the same data order. The result is
+`<output_dir>/final`.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,13 +33,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import PartialState
 from accelerate.utils import broadcast, set_seed
-from safetensors.torch import load_file, save_file
 from taming.modules.discriminator.model import NLayerDiscriminator, weights_init
 from tqdm.auto import tqdm
 
 from talk2face.cli import ConfigCommand, run_standalone
 from talk2face.config import from_dict, load_config, to_dict
 from talk2face.errors import UserError
+from talk2face_train.checkpoints import find_checkpoint, read_state, save_state
 from talk2face_train.precision import resolve as resolve_precision
 from talk2face_train.precision import accelerator_for, step_probe
 from talk2face_train.schedule import warmup_cosine
@@ -94,8 +95,9 @@ class VQGANTrainConfig:
     mixed_precision: str = "auto"  # "auto" (measured, talk2face_train.precision) | "no" | "bf16" | "fp16"
     output_dir: str = "runs/vqgan-synface"
     eval_every: int = 500  # steps between PSNR/usage evaluations on the eval split
-    save_every: int = 500  # steps between resumable checkpoints in <output_dir>/last
-    resume: bool = True  # continue from <output_dir>/last when it exists
+    save_every: int = 500  # steps between resumable checkpoints in <output_dir>/checkpoints
+    keep_checkpoints: int = 2  # the newest checkpoints kept
+    resume: str | None = "latest"  # the newest checkpoint, a checkpoint folder, or None: start fresh
 
 
 def model_config(cfg: VQGANTrainConfig) -> VQGANConfig:
@@ -163,31 +165,6 @@ def restart_dead_codes(vq: VQGAN, optimizer: torch.optim.Optimizer, counts: torc
     return len(dead)
 
 
-def save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    """Optimiser state as safetensors (tensors) + JSON (the rest): no pickles."""
-    sd = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for index, state in sd["state"].items():
-        for name, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"{index}.{name}"] = value.contiguous()
-            else:
-                scalars[f"{index}.{name}"] = value
-    save_file(tensors, str(path.with_suffix(".safetensors")))
-    path.with_suffix(".json").write_text(json.dumps({"param_groups": sd["param_groups"], "scalars": scalars}))
-
-
-def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    """Inverse of `save_optimizer`."""
-    meta = json.loads(path.with_suffix(".json").read_text())
-    state: dict[int, dict[str, Any]] = {}
-    items = list(load_file(str(path.with_suffix(".safetensors"))).items()) + list(meta["scalars"].items())
-    for key, value in items:
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train as `argv` (CONFIG [--key=value ...]) says; returns the final metrics."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -217,7 +194,6 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
     set_seed(cfg.seed)
     mcfg = model_config(cfg)
     out_dir = Path(cfg.output_dir)
-    last_dir = out_dir / "last"
     vq = VQGAN(mcfg)
 
     started = time.perf_counter()
@@ -243,41 +219,28 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
         disc = NLayerDiscriminator(input_nc=3, ndf=cfg.loss.disc_ndf, n_layers=cfg.loss.disc_layers).apply(weights_init)
         d_optimizer = torch.optim.Adam(disc.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
 
-    step, counts, history = 0, torch.zeros(mcfg.n_codes, dtype=torch.long), []
-    seconds_before = 0.0  # training time of the runs this one resumes
-    if cfg.resume and (last_dir / "trainer_state.json").exists():
-        state = json.loads((last_dir / "trainer_state.json").read_text())
-        if state["model"] != to_dict(mcfg):
-            raise UserError(f"{last_dir} was trained with another model config; delete it or set --resume=false")
-        vq.load_state_dict(load_file(str(last_dir / "model.safetensors")))
-        load_optimizer(optimizer, last_dir / "optimizer")
-        if use_disc:
-            disc.load_state_dict(load_file(str(last_dir / "discriminator.safetensors")))
-            load_optimizer(d_optimizer, last_dir / "d_optimizer")
-        step, counts, history = state["step"], torch.tensor(state["counts"]), state["history"]
-        seconds_before = state["train_seconds"]
-        accelerator.print(f"resumed from {last_dir} at step {step}")
-
     vq, optimizer = accelerator.prepare(vq, optimizer)
     if use_disc:
         disc, d_optimizer = accelerator.prepare(disc, d_optimizer)
+    step, counts, history = 0, torch.zeros(mcfg.n_codes, dtype=torch.long), []
+    seconds_before = 0.0  # training time of the runs this one resumes
+    resume_from = find_checkpoint(out_dir, cfg.resume)
+    if resume_from is not None:
+        state = read_state(resume_from)
+        if state["model"] != to_dict(mcfg):
+            raise UserError(f"{resume_from} was trained with another model config; delete it or set --resume=null")
+        accelerator.load_state(str(resume_from))
+        step, counts, history = state["step"], torch.tensor(state["counts"]), state["history"]
+        seconds_before = state["train_seconds"]
+        accelerator.print(f"resumed from {resume_from} at step {step}")
+
     core = accelerator.unwrap_model(vq)
     recent: list[torch.Tensor] = []  # latents of the last few batches, for restarts
 
-    def save(directory: Path) -> None:
-        """Write the resumable state atomically (temp folder, then rename)."""
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        core.save_pretrained(tmp)
-        save_optimizer(optimizer, tmp / "optimizer")
-        if use_disc:
-            save_file(accelerator.unwrap_model(disc).state_dict(), str(tmp / "discriminator.safetensors"))
-            save_optimizer(d_optimizer, tmp / "d_optimizer")
-        (tmp / "trainer_state.json").write_text(json.dumps(
-            {"step": step, "train_seconds": train_seconds(), "counts": counts.tolist(), "history": history,
-             "model": to_dict(mcfg), "config": to_dict(cfg)}))
-        shutil.rmtree(directory, ignore_errors=True)
-        tmp.rename(directory)
+    def save() -> None:
+        save_state(accelerator, out_dir, step, cfg.keep_checkpoints, extra={
+            "train_seconds": train_seconds(), "counts": counts.tolist(), "history": history,
+            "model": to_dict(mcfg), "config": to_dict(cfg)})
 
     def evaluate() -> dict[str, Any]:
         metrics = evaluate_reconstruction(core, eval_pixels)
@@ -352,8 +315,8 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
             accelerator.print(f"\nstep {step}: eval psnr {metrics['psnr']:.2f} dB, usage {metrics['usage']:.1%}, "
                               f"perplexity {metrics['perplexity']:.0f}", flush=True)
         progress.set_postfix(postfix, refresh=False)
-        if accelerator.is_main_process and (step % cfg.save_every == 0 or done or stopped_early):
-            save(last_dir)
+        if step % cfg.save_every == 0 or done or stopped_early:
+            save()
         if stopped_early:
             break
     progress.close()

@@ -18,7 +18,8 @@ from accelerate import Accelerator
 from conftest import tiny_train_args
 from talk2face.checkpoint import check_checkpoint_folder, load_decoder, read_card, save_checkpoint_folder
 from talk2face.errors import UserError
-from talk2face_train.train import find_resume, load_config, main, TrainConfig
+from talk2face_train.checkpoints import find_checkpoint
+from talk2face_train.train import load_config, main, TrainConfig
 from talk2face.vocab import Vocab
 
 
@@ -110,7 +111,7 @@ def test_a_kill_at_any_point_of_a_checkpoint_save_resumes_exactly(tiny_world, tm
             with pytest.raises(Killed):
                 main(tiny_train_args(tiny_world, out, *args))
         cfg = load_config(TrainConfig, None, [f"--output_dir={out}", "--resume=latest"])
-        survivor = find_resume(cfg)
+        survivor = find_checkpoint(cfg.output_dir, cfg.resume)
         step = json.loads((survivor / "trainer_state.json").read_text())["step"]
         assert step in (2, 4), where
         resumed = main(tiny_train_args(tiny_world, out, *args, "--resume=latest")).losses

@@ -11,7 +11,8 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 from conftest import tiny_train_args
 from talk2face.config import ConfigError
 from talk2face.errors import UserError
-from talk2face_train.train import find_resume, load_config, main, TrainConfig
+from talk2face_train.checkpoints import find_checkpoint
+from talk2face_train.train import load_config, main, TrainConfig
 
 
 def test_training_writes_a_folder_hf_loads_without_project_code(tiny_world, tmp_path):
@@ -44,7 +45,7 @@ def test_half_written_checkpoint_is_never_resumed(tmp_path, capsys):
     (tmp_path / "checkpoints" / "step_00000005" / "trainer_state.json").write_text('{"step": 5}')
     (tmp_path / "checkpoints" / "step_00000008").mkdir()  # damaged: no trainer_state.json
     (tmp_path / "checkpoints" / "step_00000010.tmp").mkdir()
-    assert find_resume(cfg).name == "step_00000005"
+    assert find_checkpoint(cfg.output_dir, cfg.resume).name == "step_00000005"
     assert "skipping " in (err := capsys.readouterr().err) and "step_00000008: no trainer_state.json" in err
 
 

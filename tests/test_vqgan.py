@@ -253,7 +253,8 @@ def test_training_runs_saves_and_loads(tmp_path):
     assert [h["step"] for h in result["history"]] == [3, 6]
     vq = VQGAN.from_pretrained(tmp_path / "run" / "final")
     assert vq.image_size == 16 and vq.config.l2_codes
-    assert (tmp_path / "run" / "last" / "discriminator.safetensors").exists()
+    checkpoint = tmp_path / "run" / "checkpoints" / "step_00000006"
+    assert (checkpoint / "model_1.safetensors").exists()  # the discriminator is in the checkpoint too
     weight = vq.quantize.embedding.weight
     assert torch.allclose(weight.norm(dim=1), torch.ones(len(weight)), atol=1e-5)  # codes stay on the sphere
 
@@ -274,7 +275,7 @@ def test_training_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(vqtrain, "psnr", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         vqtrain.main(tiny_args(tmp_path / "resumed", data, *extra))
-    assert json.loads((tmp_path / "resumed" / "run" / "last" / "trainer_state.json").read_text())["step"] == 3
+    assert json.loads((tmp_path / "resumed" / "run" / "checkpoints" / "step_00000003" / "trainer_state.json").read_text())["step"] == 3
     monkeypatch.setattr(vqtrain, "psnr", real_psnr)
     vqtrain.main(tiny_args(tmp_path / "resumed", data, *extra))
     a = load_file(str(tmp_path / "straight" / "run" / "final" / "model.safetensors"))
@@ -333,7 +334,7 @@ def test_time_limit_stops_early_resumably_and_says_so(tmp_path, capsys):
     assert not early["complete"] and 0 < early["steps"] < 100000
     assert "stopped by optim.time_limit_s=0.3" in capsys.readouterr().out
     assert not (tmp_path / "run" / "final").exists()
-    state = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())
+    state = json.loads(next((tmp_path / "run" / "checkpoints").glob("step_*[0-9]")).joinpath("trainer_state.json").read_text())
     assert state["step"] == early["steps"]  # the rerun continues from here
 
 
