@@ -29,6 +29,7 @@ rows would need restarting position ids and a block-diagonal 4D mask.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -210,6 +211,16 @@ class TaskSampler:
         return self.tasks[int(rng.choice(len(self.tasks), p=self.probs))]
 
 
+@dataclass(frozen=True)
+class WeightedRows:
+    """One source's rows as training draws them, with the two keys every weighted source has (a
+    config's `data.sources` entry, a mixture file's entry): its weight and the tasks it may train."""
+
+    rows: Sequence[Any]  # FaceRecords or pre-tokenized Arrow rows
+    weight: float = 1.0  # relative share of the examples drawn from this source
+    tasks: tuple[str, ...] | None = None  # the tasks it may train (None: every weighted task)
+
+
 class MultiTaskDataset(Dataset):
     """Map-style training set: item i is a pure function of (seed, i), so a resumed run continues
     the exact same data order.
@@ -220,8 +231,7 @@ class MultiTaskDataset(Dataset):
     builder. All draws come from one generator seeded with (seed, i).
 
     Args:
-        tables: source name -> rows (FaceRecords or pre-tokenized Arrow rows), or -> (rows,
-            weight, tasks) to give the source a sampling weight and the tasks it may train.
+        tables: source name -> its WeightedRows.
         task_weights: task -> weight. A weighted task no source can train is dropped with a
             warning (e.g. edit on CelebA); none left is an error.
         builder: the SequenceBuilder.
@@ -234,7 +244,7 @@ class MultiTaskDataset(Dataset):
     """
 
     def __init__(
-        self, tables: Mapping[str, Any], task_weights: Mapping[str, float], builder: SequenceBuilder,
+        self, tables: Mapping[str, WeightedRows], task_weights: Mapping[str, float], builder: SequenceBuilder,
         seed: int, length: int, task_block: int = 1,
     ) -> None:
         self.builder, self.seed, self.length = builder, int(seed), int(length)
@@ -247,12 +257,9 @@ class MultiTaskDataset(Dataset):
         self.tables: dict[str, Sequence[Any]] = {}
         source_weight: dict[str, float] = {}
         source_tasks: dict[str, list[str]] = {}
-        for name, spec in tables.items():
-            if isinstance(spec, tuple) and len(spec) == 3 and isinstance(spec[1], (int, float)):
-                rows, weight, tasks = spec
-            else:
-                rows, weight, tasks = spec, 1.0, list(task_weights)
-            self.tables[name], source_weight[name], source_tasks[name] = rows, float(weight), list(tasks)
+        for name, source in tables.items():
+            self.tables[name], source_weight[name] = source.rows, float(source.weight)
+            source_tasks[name] = list(task_weights) if source.tasks is None else list(source.tasks)
         # source -> task -> indices of the rows that can train it
         masks: dict[str, dict[str, np.ndarray]] = {}
         for name, rows in self.tables.items():

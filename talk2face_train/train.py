@@ -29,6 +29,7 @@ from talk2face.cli import ConfigCommand, run_standalone
 from talk2face import face_grid, prefix_lm, shipped
 from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
+from talk2face.data.mixture import check_weight_and_tasks
 from talk2face.data.record import ATTRIBUTES, TASKS
 from talk2face_train.tokenized import load_tokenized, row_to_record
 from talk2face.errors import UserError
@@ -39,7 +40,7 @@ from talk2face_train.precision import resolve as resolve_precision
 from talk2face_train.precision import accelerator_for, step_probe
 from talk2face_train.precision import validate as validate_precision
 from talk2face_train.schedule import warmup_cosine
-from talk2face_train.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, collate
+from talk2face_train.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, WeightedRows, collate
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab, read_tokenizer
 from talk2face.vqgan import VQGAN
@@ -128,16 +129,14 @@ def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str,
                               edit_change_weight=cfg.data.edit_change_weight, answer_weights=cfg.data.answer_weights)
     tables = {}
     for src in cfg.data.sources:
-        unknown = sorted(set(src.tasks) - set(TASKS) - {MULTI_ANSWER})
-        if unknown:
-            raise UserError(f"data.sources[{src.tokenized}]: unknown task(s) {unknown}; known: {list(TASKS)}")
+        check_weight_and_tasks(src.weight, src.tasks, f"data.sources[{src.tokenized}]", known=(*TASKS, MULTI_ANSWER))
         dataset, meta = load_tokenized(src.tokenized)
         if split not in dataset:
             raise UserError(f"{src.tokenized} has no {split!r} split (has {sorted(dataset)})")
         if meta["n_codes"] != vocab.n_codes:
             raise UserError(f"{src.tokenized} uses {meta['n_codes']} codes but the vocabulary has {vocab.n_codes}")
         check_vqgan(src.tokenized, meta, cfg.data.vqgan)
-        tables[src.tokenized] = (dataset[split], src.weight, src.tasks)
+        tables[src.tokenized] = WeightedRows(dataset[split], src.weight, tuple(src.tasks))
     return builder, tables
 
 
@@ -153,22 +152,22 @@ def check_vqgan(tokenized: str, meta: dict, vqgan: str) -> None:
                         f"data.vqgan is {vqgan} (weights {given}): the codes would decode with the wrong codebook")
 
 
-def trained_attributes(tables: dict) -> list[str]:
+def trained_attributes(tables: dict[str, WeightedRows]) -> list[str]:
     """Attribute names with labels in any source that trains the attribute task (ATTRIBUTES order)."""
     known = np.zeros(len(ATTRIBUTES), dtype=bool)
-    for table, _, tasks in tables.values():
-        if "attributes" in tasks and len(table):
-            known |= (np.asarray(table.with_format("numpy")["attributes"]) >= 0).any(0)  # (N, 40) -> (40,)
+    for source in tables.values():
+        if "attributes" in source.tasks and len(source.rows):
+            known |= (np.asarray(source.rows.with_format("numpy")["attributes"]) >= 0).any(0)  # (N, 40) -> (40,)
     return [a for a, k in zip(ATTRIBUTES, known) if k]
 
 
-def caption_words(tables: dict) -> list[str]:
+def caption_words(tables: dict[str, WeightedRows]) -> list[str]:
     """The words of every training caption of the sources that train text-to-face or caption: what
     an unknown word of a user's description may be rewritten to (talk2face.lexicon)."""
     words: set[str] = set()
-    for table, _, tasks in tables.values():
-        if {"text_to_face", "caption"} & set(tasks) and len(table):
-            for captions in table["captions"]:
+    for source in tables.values():
+        if {"text_to_face", "caption"} & set(source.tasks) and len(source.rows):
+            for captions in source.rows["captions"]:
                 words.update(w.lower() for c in captions or () for w in WORD.findall(c))
     return sorted(words)
 
@@ -182,11 +181,11 @@ def validation_batches(cfg: TrainConfig, vocab: Vocab, templates: Templates) -> 
     if MULTI_ANSWER in trained:
         trained += [t for t in builder.reading_tasks if t not in trained]
     per_task: dict[str, list] = {t: [] for t in trained}
-    for table, _, tasks in tables.values():
-        for row in table.select(range(min(len(table), 4 * cfg.data.val_per_task))):
+    for source in tables.values():
+        for row in source.rows.select(range(min(len(source.rows), 4 * cfg.data.val_per_task))):
             record = row_to_record(row)
             for task in per_task:
-                if task in tasks and len(per_task[task]) < cfg.data.val_per_task and builder.supports(task, record):
+                if task in source.tasks and len(per_task[task]) < cfg.data.val_per_task and builder.supports(task, record):
                     per_task[task].append(builder.build(task, record, rng))
     return {t: collate(ex, vocab.pad_id) for t, ex in per_task.items() if ex}
 
@@ -267,7 +266,7 @@ def build_vocab(cfg: TrainConfig) -> Vocab:
     return Vocab(read_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), n_codes=n_codes)
 
 
-def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict, sequences: int) -> MultiTaskDataset:
+def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict[str, WeightedRows], sequences: int) -> MultiTaskDataset:
     """`sequences` training sequences in the deterministic order of `cfg.seed` (whole micro-batches
     of one task with data.task_per_batch)."""
     return MultiTaskDataset(tables, cfg.data.task_weights, builder, seed=cfg.seed, length=sequences,

@@ -121,6 +121,18 @@ def test_train_mistake_is_one_line_before_any_work(case, tiny_world, tmp_path, c
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("entry, expected", [
+    ("weight: 0", ".weight: expected a positive number, got 0"),
+    ("tasks: [age, age]", ".tasks: a task is listed twice"),
+    ("tasks: [height]", ".tasks: unknown task(s) ['height']"),
+])
+def test_a_bad_training_source_is_refused_as_a_mixture_entry_is(entry, expected, tiny_world, tmp_path, capsys):
+    source = f"--data.sources=[{{tokenized: {tiny_world['tokenized']}, {entry}}}]"
+    assert_one_line_error(capsys, cli.main(["train", *tiny_train_args(tiny_world, tmp_path / "run", source)]),
+                          f"data.sources[{tiny_world['tokenized']}]{expected}")
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_rerun_into_a_finished_run_needs_resume(tiny_world, tiny_model, capsys):
     run = tiny_model.parent
     before = file_hashes(run)

@@ -16,7 +16,7 @@ from talk2face_train.tokenized import FEATURES, label_mask, record_to_row
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.errors import UserError
 from talk2face_train.sequences import (
-    IGNORE, MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, TaskSampler, collate,
+    IGNORE, MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, TaskSampler, WeightedRows, collate,
 )
 from talk2face.data.record import TASKS
 from talk2face.templates import Templates
@@ -126,8 +126,8 @@ def test_task_sampler_follows_weights():
 
 def _tables():
     return {
-        "full": [make_record(i, edit=i % 2 == 0) for i in range(8)],
-        "ages_only": [make_record(100 + i, captions=False, attributes=False) for i in range(8)],
+        "full": WeightedRows([make_record(i, edit=i % 2 == 0) for i in range(8)]),
+        "ages_only": WeightedRows([make_record(100 + i, captions=False, attributes=False) for i in range(8)]),
     }
 
 
@@ -150,8 +150,9 @@ def test_tasks_only_use_records_that_have_what_they_need(vocab, templates, caplo
     assert [s for s, _ in ds.eligible["caption"]] == ["full"]
     assert sorted(s for s, _ in ds.eligible["age"]) == ["ages_only", "full"]
     assert ds.eligible["edit"][0][1].tolist() == [0, 2, 4, 6]
-    # per-source weights and tasks, in the (rows, weight, tasks) form
-    spec = {"full": (tables["full"], 1.0, ["caption"]), "ages_only": (tables["ages_only"], 3.0, ["age", "edit"])}
+    # per-source weights and tasks
+    spec = {"full": WeightedRows(tables["full"].rows, 1.0, ("caption",)),
+            "ages_only": WeightedRows(tables["ages_only"].rows, 3.0, ("age", "edit"))}
     with caplog.at_level(logging.WARNING):
         ds = MultiTaskDataset(spec, {"age": 1.0, "caption": 1.0, "edit": 1.0}, builder(vocab, templates), 0, 10)
     assert "edit" in caplog.text and "edit" not in ds.sampler.tasks
@@ -167,7 +168,7 @@ def test_pretokenized_arrow_rows(vocab, templates):
     table = Dataset.from_list(rows, features=FEATURES).select([5, 4, 3, 2, 1, 0])
     for label in ("captions", "age", "attributes", "edit"):
         assert label_mask(table, label).tolist() == [r.has(label) for r in reversed(records)]
-    ds = MultiTaskDataset({"arrow": table}, {t: 1.0 for t in TASKS}, builder(vocab, templates), seed=0, length=40)
+    ds = MultiTaskDataset({"arrow": WeightedRows(table)}, {t: 1.0 for t in TASKS}, builder(vocab, templates), seed=0, length=40)
     batch = collate([ds[i] for i in range(40)], vocab.pad_id)
     assert batch["input_ids"].shape[0] == 40 and torch.all(batch["input_ids"][:, 0] == vocab.bos_id)
 

@@ -17,6 +17,7 @@ record and one of the entry's tasks that the record has labels for.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,20 @@ class Mixture:
         return [s.weight / total for s in self.sources]
 
 
+def check_weight_and_tasks(weight: Any, tasks: Any, where: str, known: Sequence[str] = TASKS) -> None:
+    """The two keys every weighted source has, wherever it is written (a mixture file's entry, a
+    training config's data.sources entry): a positive weight and a non-empty list of known tasks."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        raise UserError(f"{where}.weight: expected a positive number, got {weight!r}")
+    if not isinstance(tasks, (list, tuple)) or not tasks:
+        raise UserError(f"{where}.tasks: expected a non-empty list of tasks from {list(known)}, got {tasks!r}")
+    bad = [t for t in tasks if t not in known]
+    if bad:
+        raise UserError(f"{where}.tasks: unknown task(s) {bad}; tasks are {list(known)}")
+    if len(set(tasks)) != len(tasks):
+        raise UserError(f"{where}.tasks: a task is listed twice: {list(tasks)}")
+
+
 def _parse_entry(entry: Any, base: Path, where: str) -> MixtureSource:
     if not isinstance(entry, dict):
         raise UserError(f"{where}: expected a mapping with keys source, weight, tasks; got {entry!r}")
@@ -65,17 +80,8 @@ def _parse_entry(entry: Any, base: Path, where: str) -> MixtureSource:
     for key in ("source", "tasks"):
         if key not in entry:
             raise UserError(f"{where}: missing key {key!r}")
-    weight = entry.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
-        raise UserError(f"{where}.weight: expected a positive number, got {weight!r}")
-    tasks = entry["tasks"]
-    if not isinstance(tasks, list) or not tasks:
-        raise UserError(f"{where}.tasks: expected a non-empty list of tasks from {list(TASKS)}, got {tasks!r}")
-    bad = [t for t in tasks if t not in TASKS]
-    if bad:
-        raise UserError(f"{where}.tasks: unknown task(s) {bad}; tasks are {list(TASKS)}")
-    if len(set(tasks)) != len(tasks):
-        raise UserError(f"{where}.tasks: a task is listed twice: {tasks}")
+    weight, tasks = entry.get("weight", 1.0), entry["tasks"]
+    check_weight_and_tasks(weight, tasks, where)
     spec = entry["source"]
     if isinstance(spec, dict):
         source = source_from_dict(spec, base, f"{where}.source")
