@@ -42,6 +42,7 @@ from talk2face.evaluation.face_metrics import (
 from talk2face.evaluation.inception import InceptionFeatures
 from talk2face.evaluation.report import write_report
 from talk2face.sampling import check_sampling
+from talk2face.vqgan.metrics import psnr
 
 @dataclass
 class EvalConfig:
@@ -232,7 +233,7 @@ class Benchmark:
             "control, named features": control_accuracy(named_features(claims), recon_probs, names, 1),
             "attribute accuracy vs labels": mean_accuracy(recon_probs.numpy() >= 0.5, truth, names),
             "Fréchet (evaluator features)": frechet_distance(self.evaluator.features(recon), real_features),
-            "PSNR (dB)": _psnr(recon, real),
+            "PSNR (dB)": float(psnr(recon, real).mean()),  # the tokenizer's own measure (on saved pixels)
         }
         if self.inception is not None:
             real_inception = self.inception(real)
@@ -361,11 +362,6 @@ class Benchmark:
 
 def _prefixed(pr: dict[str, float]) -> dict[str, float]:
     return {"attribute precision": pr["precision"], "attribute recall": pr["recall"]}
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = ((a - b) / 2).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)  # images in [-1, 1] -> [0, 1] scale
-    return float((10 * torch.log10(1 / mse)).mean())
 
 
 def _region(box: tuple[float, float, float, float] | None, size: int) -> tuple[int, int, int, int] | None:
