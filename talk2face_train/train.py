@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, PartialState
-from accelerate.utils import set_seed
+from accelerate.utils import TorchDynamoPlugin, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -110,6 +110,9 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "runs/synface-small"
     mixed_precision: str = "auto"  # "auto" (fp32 or bf16 autocast, measured: talk2face_train.precision) | "no" | "bf16"
+    # the decoder compiled by torch.compile (accelerate's dynamo plugin, inductor, dynamic shapes):
+    # the first steps compile (seconds to a minute), the later ones run faster (README, step cost)
+    compile: bool = False
     save_every: int = 500  # steps between resumable checkpoints (accelerate save_state)
     keep_checkpoints: int = 2  # older resumable checkpoints are deleted
     # every this many steps also write a complete model folder to <output_dir>/evaluable/step_N,
@@ -362,6 +365,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         gradient_accumulation_steps=cfg.optim.grad_accum,
         log_with=None if cfg.log_with == "none" else cfg.log_with,
         project_dir=cfg.output_dir,
+        dynamo_plugin=TorchDynamoPlugin(backend="inductor", dynamic=True) if cfg.compile else None,
     )
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
     # accelerate steps a prepared scheduler once per process per optimizer step.
@@ -393,7 +397,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     def save_model_folder(directory: Path) -> None:
         card.update(step=step, trained_tokens=tokens)  # tokens this process trained on (all processes)
-        save_checkpoint_folder(directory, accelerator.unwrap_model(model), vocab, cfg.data.vqgan, cfg.data.templates,
+        save_checkpoint_folder(directory, accelerator.unwrap_model(model, keep_torch_compile=False), vocab, cfg.data.vqgan, cfg.data.templates,
                                to_dict(cfg), card)
 
     if cfg.log_with != "none":

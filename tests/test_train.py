@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from conftest import tiny_train_args
@@ -24,6 +25,17 @@ def test_training_writes_a_folder_hf_loads_without_project_code(tiny_world, tmp_
     assert model.config.vocab_size == len(tokenizer)
     assert (final / "vqgan" / "config.json").exists() and (final / "templates" / "age.yaml").exists()
     assert "<img_63>" in tokenizer.get_vocab()
+
+
+@pytest.mark.slow
+def test_a_compiled_step_trains_the_same_model(tiny_world, tmp_path):
+    plain = main(tiny_train_args(tiny_world, tmp_path / "plain", "--optim.max_steps=4", "--mixed_precision=no"))
+    compiled = main(tiny_train_args(tiny_world, tmp_path / "compiled", "--optim.max_steps=4", "--mixed_precision=no",
+                                    "--compile=true"))
+    assert compiled.losses == pytest.approx(plain.losses, rel=1e-3)
+    a = load_file(str(plain.final_dir / "model.safetensors"))
+    b = load_file(str(compiled.final_dir / "model.safetensors"))  # the plain module's names, no _orig_mod
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
 
 
 def test_resume_continues_with_the_same_losses(tiny_world, tmp_path):
