@@ -2,18 +2,21 @@
 
     python scripts/screenshot_serve.py --model models/synface --out docs/serve.png
 
-Starts the app on a free localhost port, types the prompt, clicks Generate, waits for the faces
-and saves a screenshot of the page (Playwright, pointed at /usr/bin/chromium: no browser download).
+Starts the app on a free localhost port, types the prompt, clicks Generate, waits for the faces,
+prints the seconds from the click to the faces and saves a screenshot of the page (Playwright,
+pointed at /usr/bin/chromium: no browser download).
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
+import time
 
 from playwright.sync_api import sync_playwright
 
 from talk2face.cli import build_parser
+from talk2face.device import cpu_model
 from talk2face.serve import launch
 from talk2face.shipped import MODEL
 
@@ -39,13 +42,15 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1200, "height": 760})
             page.goto(app.local_url)
             page.get_by_label("description", exact=True).fill(args.prompt)
+            clicked = time.perf_counter()
             page.get_by_role("button", name="Generate").click()
             page.wait_for_function(FACES_SHOWN)
+            seconds = time.perf_counter() - clicked
             page.screenshot(path=args.out, full_page=True)
             browser.close()
     finally:
         app.close()
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}; the faces appeared {seconds:.2f} s after the click ({cpu_model()})")
 
 
 if __name__ == "__main__":
