@@ -254,12 +254,8 @@ class MultiTaskDataset(Dataset):
         if unknown:
             raise UserError(f"task_weights names unknown task(s) {unknown}; templates define {templates.tasks} "
                             f"(and the composite {MULTI_ANSWER!r})")
-        self.tables: dict[str, Sequence[Any]] = {}
-        source_weight: dict[str, float] = {}
-        source_tasks: dict[str, list[str]] = {}
-        for name, source in tables.items():
-            self.tables[name], source_weight[name] = source.rows, float(source.weight)
-            source_tasks[name] = list(task_weights) if source.tasks is None else list(source.tasks)
+        self.tables: dict[str, Sequence[Any]] = {name: source.rows for name, source in tables.items()}
+        source_tasks = {name: set(task_weights if source.tasks is None else source.tasks) for name, source in tables.items()}
         # source -> task -> indices of the rows that can train it
         masks: dict[str, dict[str, np.ndarray]] = {}
         for name, rows in self.tables.items():
@@ -267,7 +263,7 @@ class MultiTaskDataset(Dataset):
             masks[name] = {}
             for task in task_weights:
                 # multi_answer trains where the source trains it, or every reading task
-                reads_all = task == MULTI_ANSWER and set(builder.reading_tasks) <= set(source_tasks[name])
+                reads_all = task == MULTI_ANSWER and set(builder.reading_tasks) <= source_tasks[name]
                 if task not in source_tasks[name] and not reads_all:
                     continue
                 def has_all(required: list[str]) -> np.ndarray:
@@ -287,14 +283,14 @@ class MultiTaskDataset(Dataset):
         self.source_probs: dict[str, np.ndarray] = {}
         weights = {}
         for task, w in task_weights.items():
-            found = [(s, per[task]) for s, per in masks.items() if len(per.get(task, ())) and source_weight[s] > 0]
+            found = [(s, per[task]) for s, per in masks.items() if len(per.get(task, ())) and tables[s].weight > 0]
             if w > 0 and not found:
                 log.warning("task %r has weight %s but no source has records for it; it is dropped", task, w)
                 continue
             weights[task] = w
             if found:
                 self.eligible[task] = found
-                p = np.array([source_weight[s] for s, _ in found])
+                p = np.array([float(tables[s].weight) for s, _ in found])
                 self.source_probs[task] = p / p.sum()
         self.sampler = TaskSampler(weights)
 
