@@ -178,12 +178,13 @@ class Talk2Face:
     @torch.no_grad()
     def _generate_faces(
         self, cond: Sequence[np.ndarray], uncond: Sequence[np.ndarray] | None, sampling: Sampling, batch_size: int,
-        keep: tuple[np.ndarray, np.ndarray] | None = None,
+        keep: tuple[np.ndarray, np.ndarray] | None = None, same_as: np.ndarray | None = None,
     ) -> torch.Tensor:
         """Sample exactly h*w codes after each `<bos> prompt <sep>`; returns codes (B, h*w).
 
         `keep` = (source codes (B, h*w), mask (B, h*w)): where the mask is set, the source code is
-        forced instead of sampled.
+        forced instead of sampled. `same_as` = source codes (B, h*w) of an edit by a model that
+        writes `<same>` (data.edit_same): the token may be sampled and stands for the source's code.
         """
         n = self.n_image_tokens
         guided = uncond is not None and sampling.cfg_scale is not None and sampling.cfg_scale != 1.0
@@ -191,7 +192,8 @@ class Talk2Face:
         generator.manual_seed(int(sampling.seed) if sampling.seed is not None else int(torch.randint(2**31, ())))
         sampler = GuidedSampler(sampling.cfg_scale if guided else None, sampling.temperature, sampling.top_k,
                                 sampling.top_p, generator)
-        image_only = AllowedRange(self.vocab.image_token_range.start, self.vocab.image_token_range.stop)
+        cells = self.vocab.cell_token_range if same_as is not None else self.vocab.image_token_range
+        image_only = AllowedRange(cells.start, cells.stop)
         out = []
         for start in range(0, len(cond), batch_size):
             rows = [np.append(r, self.vocab.boi_id) for r in cond[start : start + batch_size]]
@@ -211,7 +213,11 @@ class Talk2Face:
                     logits_processor=processors, pad_token_id=self.vocab.pad_id, eos_token_id=None,
                 )
             batch = len(rows) // 2 if guided else len(rows)
-            out.append(self.vocab.ids_to_codes(generated[:batch, -n:]))  # (b, h*w)
+            face = generated[:batch, -n:]  # (b, h*w)
+            if same_as is not None:
+                source = self.vocab.codes_to_ids(torch.from_numpy(same_as[start : start + batch].astype(np.int64)))
+                face = torch.where(face == self.vocab.same_id, source.to(face.device), face)
+            out.append(self.vocab.ids_to_codes(face))  # (b, h*w)
         return torch.cat(out)
 
     @torch.no_grad()
@@ -287,7 +293,9 @@ class Talk2Face:
         faces = self.encode_faces(images)
         cond = [self.task_prompt_ids("edit", face=f, instruction=self.free_text(i)) for f, i in zip(faces, instructions)]
         uncond = [self.task_prompt_ids("edit", unconditional=True, face=f) for f in faces]
-        codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, top_p, seed), batch_size)
+        same_as = np.stack(faces) if self.vocab.same_id is not None else None
+        codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, top_p, seed), batch_size,
+                                     same_as=same_as)
         return self.decode_faces(codes)
 
     def edit_in_place(

@@ -2,10 +2,14 @@
 
     ids  0 .. T-1            the text tokenizer's own tokens (`<unk>` is 0), see text_tokenizer.py
     ids  T .. T+S-1          specials: <pad> <bos> <eos> <sep> <boi> <eoi> <face>
-    ids  T+S .. T+S+K-1      <img_0> .. <img_{K-1}>, CONTIGUOUS and last
+    ids  T+S .. T+S+K-1      <img_0> .. <img_{K-1}>, CONTIGUOUS
+    id   T+S+K               <same>, only in a vocabulary made with `same_token=True`
 
 so "this position must be an image code" is the id range `image_token_range`, and a code is its id
-minus `image_token_start`. `<sep>` marks the start of the answer; `<boi>`/`<eoi>` enclose a face;
+minus `image_token_start`. `<same>` fills a cell of an edit's target face that the source face
+already has (data.edit_same: the edit then writes only what it changes; README, edits as changes);
+`cell_token_range` is the codes plus `<same>`, every token that fills a cell of a face.
+`<sep>` marks the start of the answer; `<boi>`/`<eoi>` enclose a face;
 `<face>` only ever appears in rendered template text and is expanded by `encode` into
 `<boi> <img_c1> ... <img_cN> <eoi>` with the codes of the face it stands for.
 
@@ -31,6 +35,7 @@ from tokenizers import AddedToken, Tokenizer
 from talk2face.errors import UserError, read_json
 
 PAD, BOS, EOS, SEP, BOI, EOI, FACE = "<pad>", "<bos>", "<eos>", "<sep>", "<boi>", "<eoi>", "<face>"
+SAME = "<same>"  # after the image codes: "the source face's code of this cell" (edits as changes)
 SPACE = "▁"  # U+2581, the text tokenizer's Metaspace marker for "a space stood here"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, SEP, BOI, EOI, FACE)
 UNK = "<unk>"  # the text tokenizer's own unknown token (id 0), see text_tokenizer.py
@@ -60,9 +65,10 @@ class Vocab:
     Args:
         text_tokenizer: the trained text tokenizer (text_tokenizer.py); it is copied, not changed.
         n_codes: codebook size K of the image tokenizer.
+        same_token: append `<same>` after the image codes (edit targets written as changes).
     """
 
-    def __init__(self, text_tokenizer: Tokenizer, n_codes: int) -> None:
+    def __init__(self, text_tokenizer: Tokenizer, n_codes: int, same_token: bool = False) -> None:
         if n_codes < 1:
             raise ValueError(f"n_codes must be >= 1, got {n_codes}")
         # copy: adding tokens below must not change the caller's tokenizer
@@ -77,8 +83,10 @@ class Vocab:
         added += tok.add_special_tokens(
             [AddedToken(image_token(k), special=True, normalized=False) for k in range(n_codes)]
         )
-        if added != len(SPECIALS) + n_codes or tok.get_vocab_size(with_added_tokens=True) != self.n_text + added:
-            raise UserError("the text tokenizer already contains some <img_k> tokens: pass the text tokenizer only")
+        if same_token:
+            added += tok.add_special_tokens([AddedToken(SAME, special=True, normalized=False)])
+        if added != len(SPECIALS) + n_codes + same_token or tok.get_vocab_size(with_added_tokens=True) != self.n_text + added:
+            raise UserError("the text tokenizer already contains some <img_k> or <same> tokens: pass the text tokenizer only")
         self.tokenizer = tok
         self.n_codes = n_codes
         ids = {t: self.n_text + i for i, t in enumerate(SPECIALS)}
@@ -86,6 +94,8 @@ class Vocab:
         self.sep_id, self.boi_id, self.eoi_id, self.face_id = ids[SEP], ids[BOI], ids[EOI], ids[FACE]
         self.image_token_start = self.n_text + len(SPECIALS)
         self.image_token_range = range(self.image_token_start, self.image_token_start + n_codes)
+        self.same_id = self.image_token_range.stop if same_token else None
+        self.cell_token_range = range(self.image_token_start, self.image_token_range.stop + same_token)
         self.special_ids = frozenset(ids.values())
         self.unk_id = tok.token_to_id(UNK)
         # An age answer is exactly one of these (the form after a space, which is how an answer
@@ -106,7 +116,7 @@ class Vocab:
         return self._single_id(word)
 
     def __len__(self) -> int:
-        return self.image_token_start + self.n_codes
+        return self.cell_token_range.stop
 
     # ---- image codes <-> ids -------------------------------------------------------------------
 
@@ -196,7 +206,7 @@ class Vocab:
         self.tokenizer.save(str(directory / "tokenizer.json"))
         specials = {
             "pad_token": PAD, "bos_token": BOS, "eos_token": EOS, "sep_token": SEP, "unk_token": UNK,
-            "additional_special_tokens": [BOI, EOI, FACE],
+            "additional_special_tokens": [BOI, EOI, FACE] + ([SAME] if self.same_id is not None else []),
         }
         config = {
             "tokenizer_class": "PreTrainedTokenizerFast",
@@ -226,7 +236,7 @@ class Vocab:
             raise UserError(f"{tok_file}: has no {PAD} token")
         # the text tokenizer is the unified one minus everything from <pad> on
         unified["added_tokens"] = [t for t in unified["added_tokens"] if t["id"] < pad]
-        vocab = cls(Tokenizer.from_str(json.dumps(unified)), int(config[VOCAB_META_KEY]))
+        vocab = cls(Tokenizer.from_str(json.dumps(unified)), int(config[VOCAB_META_KEY]), same_token=SAME in saved)
         if saved != vocab.tokenizer.get_vocab(with_added_tokens=True):
             raise UserError(f"{tok_file}: token ids do not follow the talk2face layout")
         return vocab

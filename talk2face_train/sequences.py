@@ -68,6 +68,9 @@ class SequenceBuilder:
         edit_change_weight: the codes of an edit's target face that differ from its source face
             (the cells the instruction changes) weigh 1 + this times its other tokens: most target
             codes are copies of the prompt's, which teach the decoder to copy rather than to change.
+
+    With a vocabulary that has `<same>` (data.edit_same), an edit's target face writes `<same>` in
+    every cell its source face already has, and a code only where the edit changes the face.
     """
 
     def __init__(self, vocab: Vocab, templates: Templates, max_length: int, cfg_dropout: float = 0.1,
@@ -138,14 +141,17 @@ class SequenceBuilder:
             target = v.encode(sample.target, sample.target_faces)  # (A,)
             answer = np.concatenate([target, [v.eos_id]])
             n_prompt, n_answer = n_prompt + len(prompt), n_answer + len(target)
-            ids += [prompt, [v.sep_id], answer]
-            labels += [np.full(len(prompt) + 1, IGNORE), answer]
             weight = np.full(len(answer), self.answer_weights.get(sample.task, 1.0) / len(answer))
             if self.decision_weight and sample.task == "attributes":
                 weight[np.isin(answer, self.decision_ids)] += self.decision_weight
-            if self.edit_change_weight and sample.task == "edit" and sample.prompt_faces and sample.target_faces:
+            if sample.task == "edit" and sample.prompt_faces and sample.target_faces:
+                cells = np.flatnonzero(v.is_image(answer))  # (h*w,) positions of the target face's codes
                 changed = sample.target_faces[0] != sample.prompt_faces[0]  # (h*w,) cells the edit changes
-                weight[np.flatnonzero(v.is_image(answer))[changed]] *= 1.0 + self.edit_change_weight
+                weight[cells[changed]] *= 1.0 + self.edit_change_weight
+                if v.same_id is not None:  # the target writes only the change
+                    answer[cells[~changed]] = v.same_id
+            ids += [prompt, [v.sep_id], answer]
+            labels += [np.full(len(prompt) + 1, IGNORE), answer]
             weights += [np.zeros(len(prompt) + 1), weight]
             face_labels += [np.where(v.is_image(prompt), prompt, IGNORE), np.full(len(answer) + 1, IGNORE)]
         input_ids = np.concatenate(ids).astype(np.int64)  # (L,)

@@ -75,6 +75,9 @@ class DataConfig:
     decision_weight: float = 0.0
     # answer_loss "answer": extra weight of the target codes an edit changes (SequenceBuilder)
     edit_change_weight: float = 0.0
+    # an edit's target face writes <same> in every cell its source face already has, so the edit
+    # learns only what it changes, not how to copy the rest (talk2face.vocab; README, edits as changes)
+    edit_same: bool = False
     # answer_loss "answer": task -> weight of each of its answers (default 1; SequenceBuilder)
     answer_weights: dict[str, float] = field(default_factory=dict)
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
@@ -266,7 +269,8 @@ class TrainingLoss:
 def build_vocab(cfg: TrainConfig) -> Vocab:
     """The unified vocabulary: the text tokenizer's pieces, the specials and the codes of the data."""
     n_codes = load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"]
-    return Vocab(read_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), n_codes=n_codes)
+    return Vocab(read_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), n_codes=n_codes,
+                 same_token=cfg.data.edit_same)
 
 
 def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict[str, WeightedRows], sequences: int) -> MultiTaskDataset:
@@ -284,7 +288,7 @@ def build_decoder(cfg: TrainConfig, vocab: Vocab) -> torch.nn.Module:
     if cfg.data.codebook_embeddings:
         init_image_embeddings(model, vqgan.quantize.embedding.weight, vocab.image_token_range.start)  # (K, D)
     if cfg.face_grid:
-        face_grid.install(model, vocab.image_token_range, vqgan.grid_size[0] * vqgan.grid_size[1])
+        face_grid.install(model, vocab.cell_token_range, vqgan.grid_size[0] * vqgan.grid_size[1])
     if cfg.prefix_lm:
         prefix_lm.install(model, vocab.sep_id)
     return model

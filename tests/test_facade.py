@@ -139,3 +139,42 @@ def test_compiled_decoding_samples_the_same_faces(tiny_model):
     assert compiled.model.generation_config.cache_implementation == "static"
     # same seed, same model: the static cache and compiled step change nothing
     assert [np.asarray(x).tobytes() for x in a] == [np.asarray(x).tobytes() for x in b]
+
+
+@pytest.fixture(scope="module")
+def same_token_model(tiny_world, tmp_path_factory):
+    """A tiny decoder trained with data.edit_same (edit targets written as changes), face grid on."""
+    from conftest import tiny_train_args
+    from talk2face_train.train import main
+
+    run = tmp_path_factory.mktemp("edit_same")
+    final = main(tiny_train_args(tiny_world, run, "--data.edit_same=true", "--face_grid=true", "--optim.max_steps=2")).final_dir
+    return Talk2Face.from_pretrained(final, bf16=False)
+
+
+def test_an_edit_written_as_changes_takes_the_source_code_wherever_it_writes_same(same_token_model, faces, monkeypatch):
+    model = same_token_model
+    same = model.vocab.same_id
+    assert same == model.vocab.image_token_range.stop
+    assert model.model.config.face_grid["image_stop"] == same + 1  # <same> fills a cell of the face grid
+    source = np.stack(model.encode_faces(faces[:2]))  # (2, 16)
+    monkeypatch.setattr(model, "decode_faces", lambda codes: codes.cpu().numpy())
+    favoured = {}  # vocabulary id -> logit bonus, added after the decoder's head
+
+    def bias(module, args, logits):  # (B, T, V)
+        for token, bonus in favoured.items():
+            logits[..., token] += bonus
+        return logits
+
+    hook = model.model.lm_head.register_forward_hook(bias)
+    try:
+        favoured[same] = 1e4  # every cell "the same": the edit is the source face
+        np.testing.assert_array_equal(model.edit(faces[:2], "add glasses", seed=0), source)
+        favoured[same], favoured[model.vocab.image_token_start + 5] = -1e4, 1e4  # every cell code 5
+        assert (model.edit(faces[:2], "add glasses", seed=0) == 5).all()
+        favoured.clear()
+        favoured[same] = 1e4
+        faces_drawn = model.text_to_face("a man", num_samples=2, seed=0)  # <same> is an edit's token only
+        assert ((faces_drawn >= 0) & (faces_drawn < model.vqgan.n_codes)).all()
+    finally:
+        hook.remove()

@@ -264,6 +264,24 @@ def test_edit_change_weight_goes_to_the_target_codes_the_edit_changes(vocab, tem
     assert caption["answer_weights"].sum() == pytest.approx(1.0)  # other tasks keep their weight
 
 
+def test_with_a_same_token_an_edit_target_writes_only_the_cells_it_changes(vocab, templates):
+    same_vocab = Vocab(Tokenizer.from_file(str(REPO / "tokenizers" / "synface" / "tokenizer.json")), n_codes=16,
+                       same_token=True)
+    record = make_record(7, edit=True)
+    plain = SequenceBuilder(vocab, templates, max_length=512, cfg_dropout=0.0).build("edit", record, np.random.default_rng(0))
+    out = SequenceBuilder(same_vocab, templates, max_length=512, cfg_dropout=0.0).build("edit", record, np.random.default_rng(0))
+    sep = int(np.flatnonzero(out["input_ids"] == same_vocab.sep_id)[0])
+    np.testing.assert_array_equal(out["input_ids"][: sep + 1], plain["input_ids"][: sep + 1])  # the prompt keeps the source
+    target = out["input_ids"][sep + 2 : sep + 2 + 64]  # (64,) after <sep> <boi>
+    changed = record.edit.source != record.image
+    assert 0 < changed.sum() < 64
+    assert (target[~changed] == same_vocab.same_id).all()
+    np.testing.assert_array_equal(same_vocab.ids_to_codes(target[changed]), record.image[changed])
+    np.testing.assert_array_equal(out["labels"][sep + 1 :], out["input_ids"][sep + 1 :])  # every cell is supervised
+    caption = SequenceBuilder(same_vocab, templates, max_length=512).build("caption", record, np.random.default_rng(0))
+    assert same_vocab.same_id not in caption["input_ids"]  # a face elsewhere is written whole
+
+
 def test_answer_weights_scale_one_task_s_answers_in_a_multi_answer_sequence(vocab, templates):
     record = make_record(8)
     plain = SequenceBuilder(vocab, templates, max_length=512).build(MULTI_ANSWER, record, np.random.default_rng(0))

@@ -125,6 +125,22 @@ def test_save_and_load_pretrained(tmp_path, vocab):
         Vocab.from_pretrained(tmp_path)
 
 
+def test_the_same_token_follows_the_image_codes_and_survives_a_save(tmp_path, text_tokenizer, vocab):
+    edits = Vocab(text_tokenizer, n_codes=37, same_token=True)
+    assert vocab.same_id is None and vocab.cell_token_range == vocab.image_token_range
+    assert edits.image_token_range == vocab.image_token_range  # every other id is where it was
+    assert edits.same_id == vocab.image_token_range.stop == len(edits) - 1 == edits.tokenizer.token_to_id("<same>")
+    assert edits.cell_token_range == range(edits.image_token_start, len(edits))
+    assert not edits.is_image(np.array([edits.same_id])).any()
+    assert edits.encode("<same> add glasses").tolist()[0] == edits.same_id
+    edits.save_pretrained(tmp_path)
+    loaded = Vocab.from_pretrained(tmp_path)
+    assert loaded.same_id == edits.same_id and len(loaded) == len(edits)
+    assert AutoTokenizer.from_pretrained(tmp_path).convert_tokens_to_ids("<same>") == edits.same_id
+    vocab.save_pretrained(tmp_path / "plain")
+    assert Vocab.from_pretrained(tmp_path / "plain").same_id is None
+
+
 def test_a_saved_vocab_is_not_a_text_tokenizer(vocab):
     with pytest.raises(UserError, match="text tokenizer"):
         Vocab(vocab.tokenizer, n_codes=8)
