@@ -177,7 +177,9 @@ def ship_model(args: argparse.Namespace) -> None:
     card_md = [
         "# SynFace talk2face model (the default model)", "",
         f"One `{trained['model']}` decoder" + (" with face-grid cell embeddings" if trained.get("face_grid") else "")
-        + (" and prefix-LM attention" if trained.get("prefix_lm") else "") + " for every SynFace task: "
+        + (" and prefix-LM attention" if trained.get("prefix_lm") else "")
+        + (", writing an edit as its changes (`<same>` in every cell it keeps)" if trained["data"].get("edit_same") else "")
+        + " for every SynFace task: "
         f"text-to-face, captioning, age, the {len(card['attributes'])} SynFace attributes and editing, "
         f"over the shipped tokenizer's codes ({card['vqgan']['path']}, weights {tokenizer_weights}). "
         f"Weights stored in fp16 ({size_mb:.1f} MB); they load into fp32 parameters "

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
+import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -46,6 +49,10 @@ def load_command(target: str):
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talk2face", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {importlib.metadata.version('talk2face')}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also print the library's info messages")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print results and errors only: no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_) in COMMANDS.items():
@@ -89,6 +96,10 @@ def run_standalone(module: object, prog: str, argv: list[str] | None = None) -> 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads it when a bar is made
     try:
         return int(args._run(args) or 0)
     except UserError as err:

@@ -102,3 +102,29 @@ def test_overwrite_replaces_an_existing_picture(tiny_model, tmp_path, capsys):
     out.write_bytes(b"old")
     run_json(capsys, "generate", "a man", "-n", "1", "--out", str(out), "--model", str(tiny_model), "--overwrite")
     assert Image.open(out).size == (32, 32)
+
+
+def test_version_and_verbosity_flags(tiny_world, capsys, monkeypatch):
+    import importlib.metadata
+    import logging
+    import os
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # restored after the test
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"talk2face {importlib.metadata.version('talk2face')}"
+    root = logging.getLogger()
+    before = root.level, list(root.handlers)
+    try:
+        for flag, level in (("-v", logging.INFO), ("-q", logging.ERROR)):
+            root.handlers.clear()
+            assert main([flag, "data", "inspect", str(tiny_world["synface"])]) == 0
+            assert root.level == level
+            assert (os.environ.get("TQDM_DISABLE") == "1") == (flag == "-q")  # no progress bars when quiet
+        assert "train" in capsys.readouterr().out  # the command itself still prints its result
+        with pytest.raises(SystemExit):
+            main(["-q", "-v", "data", "inspect", str(tiny_world["synface"])])  # one or the other
+    finally:
+        root.setLevel(before[0])
+        root.handlers[:] = before[1]
