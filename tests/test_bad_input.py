@@ -61,6 +61,8 @@ CASES: dict[str, tuple[Callable[..., list[str]], str]] = {
                                   "--samples-per-prompt 0"),
     "eval limit -3": (lambda w, m, f, t: ["eval", "--model", str(m), "--data", str(w["synface"]),
                                           "--out", str(t / "ev"), "--limit", "-3"], "--limit -3"),
+    "eval rerank 0": (lambda w, m, f, t: ["eval", "--model", str(m), "--data", str(w["synface"]),
+                                          "--out", str(t / "ev"), "--rerank", "0"], "--rerank 0"),
     "eval out is a file": (lambda w, m, f, t: ["eval", "--model", str(m), "--data", str(w["synface"]),
                                                "--out", f], "is a file: the report is a folder"),
     "inspect limit -3": (lambda w, m, f, t: ["data", "inspect", str(w["synface"]), "--limit", "-3"], "--limit -3"),

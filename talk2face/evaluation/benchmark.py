@@ -54,6 +54,7 @@ class EvalConfig:
     limit: int = 500  # test faces per task (0 = all)
     samples_per_prompt: int = 2  # text-to-face faces per prompt (diversity needs >= 2)
     cfg_scale: float = 3.0  # guidance for text-to-face and edit
+    rerank: int = 1  # text-to-face: keep the best of N samples by the model's own caption likelihood
     edit_candidates: int = 4  # samples per face of the in-place edit (no edit pairs), best kept
     top_k: int = 0
     seed: int = 0
@@ -193,7 +194,7 @@ class Benchmark:
         for start in tqdm(range(0, len(prompts), self.cfg.batch_size), desc="text_to_face", leave=False):
             chunk = prompts[start : start + self.cfg.batch_size]
             pil = self.model.text_to_face(chunk, num_samples=per, cfg_scale=self.cfg.cfg_scale, top_k=self.cfg.top_k,
-                                          seed=self.cfg.seed + start, batch_size=self.cfg.batch_size)
+                                          seed=self.cfg.seed + start, rerank=self.cfg.rerank, batch_size=self.cfg.batch_size)
             images.append(load_images(pil, self.size))
         return torch.cat(images)
 
@@ -341,6 +342,9 @@ class Benchmark:
         results: dict[str, Any] = {"meta": {"model": self.cfg.model, "data": self.cfg.data,
                                             "evaluator": self.cfg.evaluator or "none",
                                             "evaluator_weights": FaceEvaluator.fingerprint(self.cfg.evaluator) if self.cfg.evaluator else "none",
+                                            "settings": f"limit {self.cfg.limit}, seed {self.cfg.seed}, cfg_scale "
+                                                        f"{self.cfg.cfg_scale}, samples_per_prompt {self.cfg.samples_per_prompt}, "
+                                                        f"rerank {self.cfg.rerank}",
                                             "cpu": cpu_model(),
                                             "date": time.strftime("%Y-%m-%d %H:%M")}}
         trained = set(self.card.get("tasks", TASKS))
@@ -383,6 +387,8 @@ def check_config(cfg: EvalConfig) -> None:
         raise UserError(f"--samples-per-prompt {cfg.samples_per_prompt}: must be at least 2 "
                         "(diversity compares the samples of one prompt)")
     check_sampling(cfg.cfg_scale, 1.0, cfg.top_k, 1.0)
+    if cfg.rerank < 1:
+        raise UserError(f"--rerank {cfg.rerank}: must be at least 1 (1 = keep every sample)")
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UserError(f"--out {cfg.out} is a file: the report is a folder (report.json, report.md, pictures)")
     check_device(cfg.device)
@@ -399,6 +405,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples-per-prompt", type=int, default=defaults.samples_per_prompt)
     parser.add_argument("--cfg-scale", type=float, default=defaults.cfg_scale)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--rerank", type=int, default=defaults.rerank,
+                        help="text-to-face: sample N faces per kept one, keep the best by the model's caption likelihood")
     parser.add_argument("--fast", action="store_true", help="a few faces per task (tests)")
     parser.add_argument("--inception", default="", help="local FID Inception file (inception-2015-12-05.pt): adds FID")
 
@@ -410,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown task(s) {unknown}; choose from {','.join(TASKS)}")
     cfg = EvalConfig(model=args.model, data=args.data, evaluator=args.evaluator, out=args.out, tasks=tasks,
                      limit=args.limit, samples_per_prompt=args.samples_per_prompt, cfg_scale=args.cfg_scale,
-                     seed=args.seed, fast=args.fast, inception=args.inception)
+                     seed=args.seed, rerank=args.rerank, fast=args.fast, inception=args.inception)
     check_config(cfg)
     Benchmark(cfg).run()
     print(f"wrote {Path(cfg.out) / 'report.md'}")
