@@ -98,13 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.quiet:
-        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads it when a bar is made
+    stderr = sys.stderr
     try:
-        return int(args._run(args) or 0)
+        with open(os.devnull, "w") as devnull:
+            if args.quiet:  # progress bars and warnings write to sys.stderr; results go to stdout
+                sys.stderr = devnull
+            return int(args._run(args) or 0)
     except UserError as err:
-        print(f"talk2face {args.command}: error: {err}", file=sys.stderr)
+        print(f"talk2face {args.command}: error: {err}", file=stderr)
         return 2
+    finally:
+        sys.stderr = stderr
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The prompting CLI: JSON answers, pictures written, one-line errors for user mistakes."""
 
 import json
+import os
 
 import pytest
 from PIL import Image
@@ -104,12 +105,9 @@ def test_overwrite_replaces_an_existing_picture(tiny_model, tmp_path, capsys):
     assert Image.open(out).size == (32, 32)
 
 
-def test_version_and_verbosity_flags(tiny_world, capsys, monkeypatch):
+def test_version_and_verbosity_flags(tiny_world, capsys):
     import importlib.metadata
     import logging
-    import os
-
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # restored after the test
 
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
@@ -121,10 +119,24 @@ def test_version_and_verbosity_flags(tiny_world, capsys, monkeypatch):
             root.handlers.clear()
             assert main([flag, "data", "inspect", str(tiny_world["synface"])]) == 0
             assert root.level == level
-            assert (os.environ.get("TQDM_DISABLE") == "1") == (flag == "-q")  # no progress bars when quiet
         assert "train" in capsys.readouterr().out  # the command itself still prints its result
         with pytest.raises(SystemExit):
             main(["-q", "-v", "data", "inspect", str(tiny_world["synface"])])  # one or the other
+        capsys.readouterr()
+        assert main(["-q", "data", "inspect", str(tiny_world["synface"] / "missing")]) == 2
+        assert "talk2face data: error:" in capsys.readouterr().err  # quiet still names what went wrong
     finally:
         root.setLevel(before[0])
         root.handlers[:] = before[1]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_quiet_shows_no_progress_bar(tmp_path, quiet):
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "talk2face.cli", *(["-q"] if quiet else []), "synth", "--n", "4", "--size", "32",
+            "--out", str(tmp_path / "faces"), "--workers", "1"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, env={**os.environ, "TQDM_DISABLE": ""})
+    assert ("it/s" in done.stderr or "face/s" in done.stderr) != quiet
+    assert "wrote 4 images" in done.stdout
