@@ -276,17 +276,13 @@ class Talk2Face:
 
     def edit(
         self, images: Sequence[ImageInput], instructions: str | Sequence[str], cfg_scale: float | None = 2.0,
-        top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0, seed: int | None = None, rerank: int = 1,
-        batch_size: int = 32,
+        top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0, seed: int | None = None, batch_size: int = 32,
     ) -> list[Image.Image]:
         """Edit faces by instructions ("make her smile", "add glasses"); feed the result back to chain edits.
 
         Args:
             images: the faces to edit.
             instructions: one per image, or one for all.
-            rerank: sample this many edits per image and keep the one the instruction explains
-                best: the highest log P(edit | face, instruction) - log P(edit | face), the
-                quantity guidance amplifies, under this same model.
         Returns:
             the edited faces, one per image.
         """
@@ -294,23 +290,12 @@ class Talk2Face:
         _refuse_empty(instructions, "instruction")
         if len(instructions) != len(images):
             raise UserError(f"edit: {len(images)} images but {len(instructions)} instructions")
-        if rerank < 1:
-            raise UserError(f"rerank must be at least 1, got {rerank}")
-        faces = np.repeat(np.stack(self.encode_faces(images)), rerank, axis=0)  # (N*R, h*w)
-        read = [self.free_text(i) for i in instructions]
-        cond = [self.task_prompt_ids("edit", face=f, instruction=read[i // rerank]) for i, f in enumerate(faces)]
+        faces = self.encode_faces(images)
+        cond = [self.task_prompt_ids("edit", face=f, instruction=self.free_text(i)) for f, i in zip(faces, instructions)]
         uncond = [self.task_prompt_ids("edit", unconditional=True, face=f) for f in faces]
-        same = self.vocab.same_id is not None
+        same_as = np.stack(faces) if self.vocab.same_id is not None else None
         codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, top_p, seed), batch_size,
-                                     same_as=faces if same else None)  # (N*R, h*w)
-        if rerank > 1:
-            written = self.vocab.codes_to_ids(codes.cpu().numpy())  # (N*R, h*w), as the model writes an edit
-            if same:
-                written = np.where(written == self.vocab.codes_to_ids(faces), self.vocab.same_id, written)
-            answers = [np.concatenate([[self.vocab.boi_id], w, [self.vocab.eoi_id]]) for w in written]
-            explained = self.answer_log_likelihood(cond, answers) - self.answer_log_likelihood(uncond, answers)  # (N*R,)
-            best = explained.view(-1, rerank).argmax(1) + torch.arange(len(images)) * rerank  # (N,)
-            codes = codes[best.to(codes.device)]
+                                     same_as=same_as)
         return self.decode_faces(codes)
 
     def edit_in_place(
@@ -409,29 +394,21 @@ class Talk2Face:
         return results
 
     @torch.no_grad()
-    def answer_log_likelihood(self, prompts: Sequence[np.ndarray], answers: Sequence[np.ndarray],
-                              batch_size: int = 64) -> torch.Tensor:
-        """log P(answer | prompt) summed over the answer's tokens, teacher-forced: (B,).
-
-        Args:
-            prompts: `<bos> prompt <sep>` ids per row (task_prompt_ids).
-            answers: the answer's ids per row.
-        """
-        scores = []
-        for start in range(0, len(prompts), batch_size):
-            chunk = list(zip(prompts[start : start + batch_size], answers[start : start + batch_size]))
-            logits, _ = self._logits([np.concatenate([p, a]) for p, a in chunk])  # (b, T, V), rows end at T
-            logp = logits.log_softmax(-1)
-            for i, (_, answer) in enumerate(chunk):
-                target = torch.from_numpy(np.asarray(answer, dtype=np.int64)).to(self.device)  # (n,)
-                scores.append(logp[i, -len(answer) - 1 : -1].gather(-1, target[:, None]).sum())
-        return torch.stack(scores).cpu()
-
     def caption_likelihood(self, codes: torch.Tensor, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """Mean log P(text | face) per token under the caption task: (B,). Used to rerank samples."""
-        prompts = [self.task_prompt_ids("caption", face=c.cpu().numpy()) for c in codes]
-        answers = [np.append(self.vocab.encode(t), self.vocab.eos_id) for t in texts]
-        return self.answer_log_likelihood(prompts, answers, batch_size) / torch.tensor([float(len(a)) for a in answers])
+        scores = []
+        for start in range(0, len(texts), batch_size):
+            rows, lengths = [], []
+            for c, t in zip(codes[start : start + batch_size], texts[start : start + batch_size]):
+                target = np.append(self.vocab.encode(t), self.vocab.eos_id)
+                rows.append(np.concatenate([self.task_prompt_ids("caption", face=c.cpu().numpy()), target]))
+                lengths.append(len(target))
+            logits, _ = self._logits(rows)  # (b, T, V)
+            logp = logits.log_softmax(-1)
+            for i, (row, n) in enumerate(zip(rows, lengths)):
+                target = torch.from_numpy(row[-n:]).to(self.device)
+                scores.append(logp[i, -n - 1 : -1].gather(-1, target[:, None]).mean())
+        return torch.stack(scores).cpu()
 
     def prompt(self, template: str, max_new_tokens: int = 48, read_as: str | None = None,
                **fields: Any) -> str | Image.Image | Parsed:

@@ -178,22 +178,3 @@ def test_an_edit_written_as_changes_takes_the_source_code_wherever_it_writes_sam
         assert ((faces_drawn >= 0) & (faces_drawn < model.vqgan.n_codes)).all()
     finally:
         hook.remove()
-
-
-def test_a_reranked_edit_keeps_the_sample_the_instruction_explains_best(talk2face, faces, monkeypatch):
-    monkeypatch.setattr(talk2face, "decode_faces", lambda codes: codes.cpu().numpy())
-    scored = []
-
-    def loglik(prompts, answers, batch_size=64):  # conditional rows favour the second sample of each face
-        scored.append(np.stack(answers))
-        conditional = "glasses" in talk2face.vocab.decode_text(prompts[0])
-        return torch.tensor([5.0 if conditional and i % 3 == 1 else 0.0 for i in range(len(prompts))])
-
-    monkeypatch.setattr(talk2face, "answer_log_likelihood", loglik)
-    picked = talk2face.edit(faces[:2], "add glasses", seed=4, rerank=3)
-    candidates = scored[0][:, 1:-1].reshape(2, 3, -1) - talk2face.vocab.image_token_start  # (2, 3, 16) codes scored
-    np.testing.assert_array_equal(picked, candidates[:, 1])
-    assert scored[0][0, 0] == talk2face.vocab.boi_id and scored[0][0, -1] == talk2face.vocab.eoi_id
-    assert (candidates[:, 0] != candidates[:, 1]).any()  # the samples differ, so the choice matters
-    with pytest.raises(UserError, match="rerank"):
-        talk2face.edit(faces[:1], "add glasses", rerank=0)

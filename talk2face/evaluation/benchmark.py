@@ -54,7 +54,7 @@ class EvalConfig:
     limit: int = 500  # test faces per task (0 = all)
     samples_per_prompt: int = 2  # text-to-face faces per prompt (diversity needs >= 2)
     cfg_scale: float = 3.0  # guidance for text-to-face and edit
-    rerank: int = 1  # text-to-face and instruction edits: the best of N samples by the model's own likelihood
+    rerank: int = 1  # text-to-face: keep the best of N samples by the model's own caption likelihood
     edit_candidates: int = 4  # samples per face of the in-place edit (no edit pairs), best kept
     top_k: int = 0
     seed: int = 0
@@ -300,7 +300,7 @@ class Benchmark:
         instructions = [r.edit.instructions[int(rng.integers(len(r.edit.instructions)))] for r in records]
         sources = [self.source.root / r.edit.source for r in records]
         edited = load_images(self.model.edit(sources, instructions, cfg_scale=self.cfg.cfg_scale, seed=self.cfg.seed,
-                                             rerank=self.cfg.rerank, batch_size=self.cfg.batch_size), self.size)
+                                             batch_size=self.cfg.batch_size), self.size)
         source_pixels = load_images(sources, self.size)
         src_probs, _, names = self.judge(source_pixels)
         dst_probs, dst_ages, _ = self.judge(edited)
@@ -406,8 +406,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-scale", type=float, default=defaults.cfg_scale)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--rerank", type=int, default=defaults.rerank,
-                        help="text-to-face and instruction edits: sample N per kept one, keep the best by the "
-                             "model's own likelihood (Talk2Face.text_to_face / edit)")
+                        help="text-to-face: sample N faces per kept one, keep the best by the model's caption likelihood")
     parser.add_argument("--fast", action="store_true", help="a few faces per task (tests)")
     parser.add_argument("--inception", default="", help="local FID Inception file (inception-2015-12-05.pt): adds FID")
 
