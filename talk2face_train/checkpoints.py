@@ -39,6 +39,7 @@ def save_state(accelerator: Accelerator, output_dir: str | Path, step: int, keep
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every rank writes its own RNG state into tmp: all must be done before the rename
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps({"step": step, **(extra or {})}))
         os.replace(tmp, final)

@@ -44,6 +44,9 @@ def test_two_cpu_processes_train_as_one_at_the_same_global_batch(tiny_world, tmp
     losses = launch(2, tiny_train_args(tiny_world, two, "--batch_size=4", *STEPS))
     assert json.loads((two / "final" / "talk2face.json").read_text())["processes"] == 2
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == ["step_00000003"]  # one copy, not one per rank
+    # each rank's RNG state is in it (a rank still writing when the main one renamed the folder left
+    # a `.tmp` with its state behind, under load)
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in (two / "checkpoints" / "step_00000003").iterdir()}
     # the same examples per step, but each rank normalises its loss over its own answers and DDP
     # averages the two gradients; after 6 Adam steps that moved the validation losses by <= 1.8%
     # (measured); any other data or a rank training alone lands far outside 5%
