@@ -10,6 +10,7 @@ User mistakes (`UserError`) print one line and exit 2; never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
 import logging
@@ -98,17 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    stderr = sys.stderr
     try:
-        with open(os.devnull, "w") as devnull:
+        with contextlib.ExitStack() as quiet:
             if args.quiet:  # progress bars and warnings write to sys.stderr; results go to stdout
-                sys.stderr = devnull
+                quiet.enter_context(contextlib.redirect_stderr(quiet.enter_context(open(os.devnull, "w"))))
             return int(args._run(args) or 0)
-    except UserError as err:
-        print(f"talk2face {args.command}: error: {err}", file=stderr)
+    except UserError as err:  # stderr is back by now: the one-line error is always shown
+        print(f"talk2face {args.command}: error: {err}", file=sys.stderr)
         return 2
-    finally:
-        sys.stderr = stderr
 
 
 if __name__ == "__main__":
