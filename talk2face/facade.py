@@ -193,14 +193,14 @@ class Talk2Face:
         sampler = GuidedSampler(sampling.cfg_scale if guided else None, sampling.temperature, sampling.top_k,
                                 sampling.top_p, generator)
         cells = self.vocab.cell_token_range if same_as is not None else self.vocab.image_token_range
-        image_only = AllowedRange(cells.start, cells.stop)
+        cells_only = AllowedRange(cells.start, cells.stop)
         out = []
         for start in range(0, len(cond), batch_size):
             rows = [np.append(r, self.vocab.boi_id) for r in cond[start : start + batch_size]]
             if guided:
                 rows += [np.append(r, self.vocab.boi_id) for r in uncond[start : start + batch_size]]
             ids, mask = self._left_pad(rows)
-            processors = [image_only, sampler]
+            processors = [cells_only, sampler]
             if keep is not None:
                 twins = 2 if guided else 1  # the unconditional twins keep the same cells
                 codes = torch.from_numpy(keep[0][start : start + batch_size].astype(np.int64))  # (b, h*w)
