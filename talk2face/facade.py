@@ -61,11 +61,13 @@ class Talk2Face:
         caption_words: the words of the training captions. When given, words of a description or
             instruction that the model never read are rewritten to related words it did read
             (talk2face.lexicon, WordNet); set `rewrite_unknown_words = False` to turn it off.
+        tasks: the tasks the model was trained on (default: every task its templates define).
     """
 
     def __init__(
         self, model: PreTrainedModel, vocab: Vocab, vqgan: VQGAN, templates: Templates,
         attributes: Sequence[str], max_length: int, bf16: bool = False, caption_words: Sequence[str] = (),
+        tasks: Sequence[str] | None = None,
     ) -> None:
         self.model = model.eval()
         self.vocab, self.vqgan, self.templates = vocab, vqgan.eval(), templates
@@ -76,6 +78,7 @@ class Talk2Face:
         self.bf16 = bf16
         self.caption_words = list(caption_words)
         self.rewrite_unknown_words = bool(self.caption_words)
+        self.tasks = list(templates.tasks if tasks is None else tasks)
 
     @cached_property
     def lexicon(self) -> Lexicon:
@@ -111,7 +114,7 @@ class Talk2Face:
         if bf16 is None:
             bf16 = device != "cpu"
         return cls(model, Vocab.from_pretrained(path), vqgan, Templates.load(path / TEMPLATES_SUBDIR),
-                   card["attributes"], card["max_length"], bf16, card.get("caption_words", ()))
+                   card["attributes"], card["max_length"], bf16, card.get("caption_words", ()), card.get("tasks"))
 
     def compile(self) -> Talk2Face:
         """Decode faces with a static KV cache and a torch.compile'd decoding step (transformers'
@@ -275,14 +278,27 @@ class Talk2Face:
         return self.decode_faces(codes)
 
     def edit(
-        self, images: Sequence[ImageInput], instructions: str | Sequence[str], cfg_scale: float | None = 2.0,
+        self, images: Sequence[ImageInput], instructions: str | Sequence[str], cfg_scale: float | None = 3.0,
         top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0, seed: int | None = None, batch_size: int = 32,
+        candidates: int = 8, keep_weight: float = 3.0, plan: bool = True,
     ) -> list[Image.Image]:
         """Edit faces by instructions ("make her smile", "add glasses"); feed the result back to chain edits.
+
+        A model trained on `edit_plan` first names the change each instruction asks for
+        (`plan_edits`). For an attribute it reads, only that attribute's region is redrawn:
+        `candidates` draws by the edit task (the face and the instruction) and as many by the
+        text-to-face task prompted for the change (the route of `edit_in_place`), and of those the
+        draw the model itself reads as showing the change, with the other attributes as they
+        were (weighed by `keep_weight`), is kept (README, edits). Other instructions (an age, an
+        unreadable plan, `plan=False`, or a model without `edit_plan`) are decoded whole by the
+        edit task.
 
         Args:
             images: the faces to edit.
             instructions: one per image, or one for all.
+            candidates: draws per prompt of a planned edit.
+            keep_weight: how much keeping the other attributes counts against showing the change.
+            plan: use the model's plan where it has one.
         Returns:
             the edited faces, one per image.
         """
@@ -290,41 +306,102 @@ class Talk2Face:
         _refuse_empty(instructions, "instruction")
         if len(instructions) != len(images):
             raise UserError(f"edit: {len(images)} images but {len(instructions)} instructions")
-        faces = self.encode_faces(images)
-        cond = [self.task_prompt_ids("edit", face=f, instruction=self.free_text(i)) for f, i in zip(faces, instructions)]
+        faces = np.stack(self.encode_faces(images))  # (N, h*w)
+        read = [self.free_text(i) for i in instructions]
+        cond = [self.task_prompt_ids("edit", face=f, instruction=i) for f, i in zip(faces, read)]
         uncond = [self.task_prompt_ids("edit", unconditional=True, face=f) for f in faces]
-        same_as = np.stack(faces) if self.vocab.same_id is not None else None
-        codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, top_p, seed), batch_size,
-                                     same_as=same_as)
+        sampling = Sampling(cfg_scale, temperature, top_k, top_p, seed)
+        changes = self.plan_edits(read, batch_size) if plan and "edit_plan" in self.tasks else [None] * len(faces)
+        planned = [i for i, c in enumerate(changes) if c is not None and c[0] in self.attributes]
+        whole = [i for i in range(len(faces)) if i not in set(planned)]
+        codes = torch.from_numpy(faces.astype(np.int64)).to(self.device)  # (N, h*w), every row replaced below
+        if planned:
+            asked = [changes[i] for i in planned]
+            drawn = [self.task_prompt_ids("text_to_face", text=target_phrase(a, v)) for a, v in asked]
+            prompts = [([cond[i] for i in planned], [uncond[i] for i in planned]),
+                       (drawn, [self.task_prompt_ids("text_to_face", unconditional=True)] * len(planned))]
+            codes[planned] = self._redraw_region(faces[planned], asked, prompts, candidates, keep_weight, sampling,
+                                                 batch_size).to(codes)
+        if whole:
+            same_as = faces[whole] if self.vocab.same_id is not None else None
+            codes[whole] = self._generate_faces([cond[i] for i in whole], [uncond[i] for i in whole], sampling,
+                                                batch_size, same_as=same_as).to(codes)
         return self.decode_faces(codes)
+
+    def plan_edits(self, instructions: Sequence[str], batch_size: int = 32) -> list[tuple[str, bool | int] | None]:
+        """The change each instruction asks for, as the model names it (task `edit_plan`):
+        ("Eyeglasses", True), ("age", 45), or None where its answer is not a change."""
+        if "edit_plan" not in self.tasks:
+            raise UserError(f"this model was not trained on edit_plan; it knows {self.tasks}")
+        prompts = [self.task_prompt_ids("edit_plan", instruction=i) for i in instructions]
+        answers = self._generate_text(prompts, max_new_tokens=8, batch_size=batch_size)
+        parsed = [self.templates.parse("edit_plan", a) for a in answers]
+        return [p.value if p.ok else None for p in parsed]
 
     def edit_in_place(
         self, images: Sequence[ImageInput], attribute: str, value: bool, candidates: int = 8,
         cfg_scale: float | None = 3.0, temperature: float = 1.0, top_k: int = 0, seed: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = 32, keep_weight: float = 3.0,
     ) -> list[Image.Image]:
         """Edit without edit pairs: set `attribute` to `value` by regenerating only its region's codes.
 
         For models trained on data with no before/after pairs (see talk2face.edit_regions): the
         source codes outside the attribute's region are kept, the cells inside are sampled by the
         text-to-face task prompted for the wanted value, and of `candidates` samples per face the
-        one the model's own attribute classifier finds most likely to have `attribute` = `value`
-        is returned.
+        one the model's own attribute reading finds most likely to show the change and nothing
+        else (weighed by `keep_weight`) is returned (`_redraw_region`).
         """
         if attribute not in self.attributes:
             raise UserError(f"this model was not trained on attribute {attribute!r}; it knows {self.attributes}")
+        faces = self.encode_faces(images)
+        cond = [self.task_prompt_ids("text_to_face", text=target_phrase(attribute, value))] * len(faces)
+        uncond = [self.task_prompt_ids("text_to_face", unconditional=True)] * len(faces)
+        codes = self._redraw_region(np.stack(faces), [(attribute, value)] * len(faces), [(cond, uncond)], candidates,
+                                    keep_weight, Sampling(cfg_scale, temperature, top_k, seed=seed), batch_size)
+        return self.decode_faces(codes)
+
+    def _redraw_region(
+        self, sources: np.ndarray, changes: Sequence[tuple[str, bool]],
+        prompts: Sequence[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]], candidates: int, keep_weight: float,
+        sampling: Sampling, batch_size: int,
+    ) -> torch.Tensor:
+        """Redraw each face's change region and keep the best draw: (N, h*w) codes.
+
+        sources: (N, h*w) codes; changes: per face (attribute, value); prompts: one or more
+        (cond, uncond) pairs of per-face prompt rows, each drawing `candidates` candidates. Outside
+        the attribute's region the source codes are forced. The kept candidate maximises
+        log P(attribute = value) + keep_weight * the mean over the other attributes of
+        log P(other = the model's reading of the source), all read by the model itself: the asked
+        change, and nothing else.
+        """
         if candidates < 1:
             raise UserError(f"candidates must be at least 1, got {candidates}")
-        sources = np.repeat(np.stack(self.encode_faces(images)), candidates, axis=0)  # (N*C, h*w)
-        kept = np.tile(~regenerated_cells(attribute, self.vqgan.grid_size), (len(sources), 1))  # (N*C, h*w)
-        cond = [self.task_prompt_ids("text_to_face", text=target_phrase(attribute, value))] * len(sources)
-        uncond = [self.task_prompt_ids("text_to_face", unconditional=True)] * len(sources)
-        codes = self._generate_faces(cond, uncond, Sampling(cfg_scale, temperature, top_k, seed=seed), batch_size,
-                                     keep=(sources, kept))  # (N*C, h*w)
-        p_yes = torch.tensor([p[attribute] for p in self._attribute_probs(list(codes.cpu().numpy()), [attribute])])
-        score = (p_yes if value else 1 - p_yes).view(-1, candidates)  # (N, C)
-        best = score.argmax(1) + torch.arange(len(score)) * candidates  # (N,)
-        return self.decode_faces(codes[best.to(codes.device)])
+        if not keep_weight >= 0:
+            raise UserError(f"keep_weight must be >= 0, got {keep_weight}")
+        n = len(sources)
+        kept = np.stack([~regenerated_cells(a, self.vqgan.grid_size) for a, _ in changes])  # (N, h*w)
+        rows = np.repeat(np.arange(n), candidates)  # (N*C,) the face of each candidate
+        draws = [self._generate_faces([cond[i] for i in rows], [uncond[i] for i in rows], sampling, batch_size,
+                                      keep=(sources[rows], kept[rows])).view(n, candidates, -1)
+                 for cond, uncond in prompts]
+        pool = torch.cat(draws, 1)  # (N, P*C, h*w)
+        per_face = pool.shape[1]
+        p_cand = self._attribute_matrix(list(pool.flatten(0, 1).cpu().numpy()), batch_size).view(n, per_face, -1)
+        p_source = self._attribute_matrix(list(sources), batch_size)[:, None]  # (N, 1, A)
+        agree = torch.where(p_source >= 0.5, p_cand, 1 - p_cand).clamp_min(1e-6).log()  # (N, P*C, A)
+        asked = torch.zeros_like(agree, dtype=torch.bool)
+        asked[torch.arange(n), :, [self.attributes.index(a) for a, _ in changes]] = True
+        wanted = torch.tensor([bool(v) for _, v in changes])[:, None]  # (N, 1)
+        p_target = p_cand[asked].view(n, per_face)
+        change = torch.where(wanted, p_target, 1 - p_target).clamp_min(1e-6).log()  # (N, P*C)
+        others = agree.masked_fill(asked, 0.0).sum(-1) / (agree.shape[-1] - 1)  # (N, P*C)
+        best = (change + keep_weight * others).argmax(1)  # (N,)
+        return pool[torch.arange(n), best.to(pool.device)]
+
+    def _attribute_matrix(self, faces: Sequence[np.ndarray], batch_size: int = 64) -> torch.Tensor:
+        """P(attribute present) of every trained attribute: (N, A), columns in `self.attributes` order."""
+        probs = self._attribute_probs(faces, batch_size=batch_size)
+        return torch.tensor([[p[a] for a in self.attributes] for p in probs])
 
     def caption(self, images: Sequence[ImageInput], max_new_tokens: int = 48, batch_size: int = 32) -> list[str]:
         """Describe each face in words (greedy decoding)."""

@@ -18,6 +18,7 @@ Placeholders (and the record label each needs):
     {instruction}  one of the edit's instructions                             needs edit
     {age}          the age in whole years, e.g. "34"                          needs age
     {attributes}   the record's attributes as a fixed-order list              needs attributes
+    {change}       the one change an edit makes: "eyeglasses yes", "age 45"   needs edit
 
 Rendered text holds the literal `<face>` where a face goes; `Sample.prompt_faces` /
 `Sample.target_faces` hold their codes in order, and `Vocab.encode` expands them.
@@ -47,10 +48,10 @@ FACE_TOKEN = "<face>"  # the placeholder text Vocab.encode expands (talk2face.vo
 # placeholder -> FaceRecord label it needs (None: every record has a face)
 PLACEHOLDERS: dict[str, str | None] = {
     "face": None, "text": "captions", "caption": "captions", "instruction": "edit",
-    "age": "age", "attributes": "attributes",
+    "age": "age", "attributes": "attributes", "change": "edit",
 }
 LABELS = ("captions", "age", "attributes", "edit")
-ANSWERS = ("caption", "age", "attributes")  # placeholders a text answer is parsed into
+ANSWERS = ("caption", "age", "attributes", "change")  # placeholders a text answer is parsed into
 KEYS = {"task", "requires", "prompts", "target", "parse", "unconditional", "attributes"}
 ATTRIBUTE_KEYS = {"item", "separator", "yes", "no", "names"}
 
@@ -149,6 +150,24 @@ class AttributeVerbalizer:
             self.item.replace("{name}", self.words[a]).replace("{value}", self.yes if attributes[a] else self.no)
             for a in ATTRIBUTES if a in attributes
         )
+
+    def render_change(self, attribute: str, value: bool | int) -> str:
+        """One edit's change: "eyeglasses yes" for an attribute, "age 45" for an age edit."""
+        if attribute == "age":
+            return f"age {int(value)}"
+        return self.render({attribute: bool(value)})
+
+    def parse_change(self, text: str) -> Parsed:
+        """"eyeglasses yes" -> ("Eyeglasses", True); "age 45" -> ("age", 45)."""
+        age = re.fullmatch(r"\s*age (\d+)\s*", text, re.IGNORECASE)
+        if age:
+            return Parsed(True, ("age", int(age[1])), text=text)
+        items = self.parse(text)
+        if not items.ok:
+            return items
+        if len(items.value) != 1:
+            return Parsed(False, reason=f"a change names one attribute, this names {len(items.value)}", text=text)
+        return Parsed(True, next(iter(items.value.items())), text=text)
 
     def parse(self, text: str) -> Parsed:
         out: dict[str, bool] = {}
@@ -304,6 +323,12 @@ class Templates:
         """Whether `record` has every label `task` requires."""
         return all(record.has(label) for label in self.get(task).requires)
 
+    def change_words(self, t: Template) -> AttributeVerbalizer:
+        """How `{change}` names an attribute: in the attribute list's words when a template
+        defines that task (naming a change and reading an attribute then share tokens), else in
+        `t`'s own `attributes:` block."""
+        return self.templates["attributes"].attributes if "attributes" in self.templates else t.attributes
+
     # ---- rendering ------------------------------------------------------------------------------
 
     def render(
@@ -349,6 +374,8 @@ class Templates:
         if record.has("edit"):
             instructions = record.edit.instructions
             values["instruction"] = instructions[int(rng.integers(len(instructions)))]
+            values.update(change=self.change_words(t).render_change(record.edit.attribute, record.edit.value),
+                          _label_change=(record.edit.attribute, record.edit.value))
         if record.age is not None:
             values.update(age=str(int(record.age)), _label_age=int(record.age))
         if record.has("attributes"):
@@ -390,7 +417,8 @@ class Templates:
     # ---- parsing --------------------------------------------------------------------------------
 
     def parse(self, task: str, text: str) -> Parsed:
-        """Read a decoded answer back into a value: int age, attribute dict, caption str.
+        """Read a decoded answer back into a value: int age, attribute dict, caption str, or an
+        edit's change (attribute, value).
 
         Text that is not a valid answer gives `Parsed(ok=False, reason=...)`, never a default.
         """
@@ -410,6 +438,8 @@ class Templates:
             return Parsed(True, int(raw), text=text)
         if name == "attributes":
             return t.attributes.parse(raw)
+        if name == "change":
+            return self.change_words(t).parse_change(raw)
         if not raw:
             return Parsed(False, reason="empty caption", text=text)
         return Parsed(True, raw, text=text)
@@ -423,7 +453,7 @@ class Templates:
             strings = [*t.prompt_texts, t.target_text] + ([t.unconditional_text] if t.unconditional_text else [])
             for s in strings:
                 out.append("".join(lit for lit, _ in _fields(s, str(t.path))))
-            if "attributes" in _names(t.target):
+            if {"attributes", "change"} & set(_names(t.target)):
                 out.append(t.attributes.render({a: bool(i % 2) for i, a in enumerate(ATTRIBUTES)}))
                 out.append(t.attributes.render({a: not (i % 2) for i, a in enumerate(ATTRIBUTES)}))
         return [s for s in out if s.strip()]
@@ -432,7 +462,7 @@ class Templates:
         """Words that must each be one token: the yes/no of every attribute list."""
         words = []
         for t in self.templates.values():
-            if "attributes" in _names(t.target):
+            if {"attributes", "change"} & set(_names(t.target)):
                 words += [t.attributes.yes, t.attributes.no]
         return sorted(set(words))
 

@@ -36,7 +36,7 @@ def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, inceptio
             "--evaluator", str(tiny_evaluator), "--out", str(out), "--fast", "--inception", str(inception_file)]
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
-    for task in ("age", "attributes", "caption", "text_to_face", "edit"):
+    for task in ("age", "attributes", "caption", "text_to_face", "edit", "edit_plan"):
         assert "metrics" in report[task], (task, report[task])
     assert {"model", "mean age (baseline)"} <= set(report["age"]["metrics"])
     assert "BLEU-4" in report["caption"]["metrics"]["model"]
@@ -47,7 +47,10 @@ def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, inceptio
     # drawn faces are not the real ones: a distance of 0 (or the clamp at 0 hiding a negative) is a bug
     assert all(math.isfinite(row["FID (Inception)"]) and row["FID (Inception)"] > 0
                for name, row in t2f.items() if "FID (Inception)" in row)
-    assert {"model", "model, in place (no edit pairs)", "true edited faces through the VQGAN (ceiling)"} <= set(report["edit"]["metrics"])
+    assert {"model", "model, whole face (no plan)", "model, in place (no edit pairs)",
+            "true edited faces through the VQGAN (ceiling)"} <= set(report["edit"]["metrics"])  # trained on edit_plan
+    plan = report["edit_plan"]["metrics"]
+    assert plan["model"]["n"] == plan["most frequent change in training (baseline)"]["n"] > 0
     md = (out / "report.md").read_text()
     assert "## age" in md and (out / "age_age_scatter.png").exists() and (out / "text_to_face.png").exists()
 
@@ -76,6 +79,16 @@ def test_text_to_face_is_judged_with_the_reranking_asked_for_and_the_report_says
     assert asked and set(asked) == {2}
     meta = json.loads((out / "report.json").read_text())["meta"]
     assert "rerank 2" in meta["settings"] and "seed 5" in meta["settings"]
+
+
+def test_a_named_change_counts_when_attribute_and_value_match_and_an_age_within_5_years():
+    from talk2face.evaluation.benchmark import _plan_scores
+
+    asked = [("Smiling", True), ("Smiling", True), ("age", 40), ("age", 40), ("Bald", False)]
+    named = [("Smiling", True), ("Smiling", False), ("age", 45), ("age", 46), None]
+    scores = _plan_scores(named, asked)
+    assert scores["attribute named"] == 0.8 and scores["change named"] == 0.4
+    assert scores["unreadable answers"] == 0.2 and scores["n"] == 5
 
 
 def test_claims_and_stated_ages():

@@ -88,8 +88,8 @@ def test_bad_mixture_files(data: Path) -> None:
         load_mixture(write(data / "d.yaml", "sources: [\n"))
 
 
-def test_task_names_are_the_documented_five() -> None:
-    assert TASKS == ("text_to_face", "caption", "age", "attributes", "edit")
+def test_task_names_are_the_documented_six() -> None:
+    assert TASKS == ("text_to_face", "caption", "age", "attributes", "edit", "edit_plan")
 
 
 def test_inspect_mixture_warns_about_tasks_without_labels(data: Path, capsys) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from talk2face.data.record import TASKS
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Run from the unpacked wheel in a folder that holds no repository: prints where the artifacts were
@@ -51,5 +53,5 @@ def test_wheel_ships_the_artifacts_and_answers_like_the_repository(tmp_path, tin
     from talk2face.facade import Talk2Face
 
     assert Path(packaged["root"]) == tmp_path / "site" / "talk2face" / "assets"
-    assert set(packaged["tasks"]) == {"age", "attributes", "caption", "edit", "text_to_face"}
+    assert set(packaged["tasks"]) == set(TASKS)
     assert packaged["age"] == pytest.approx(Talk2Face.from_pretrained().estimate_age([face])[0], abs=1e-4)

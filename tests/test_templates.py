@@ -168,3 +168,18 @@ def test_render_raw_user_prompt_strings(templates):
         templates.render_raw("to image: {text}")
     with pytest.raises(UserError, match=r"unknown placeholder \{colour\}"):
         templates.render_raw("to image: {colour}", colour="red")
+
+
+def test_an_edit_plan_names_the_change_in_the_attribute_lists_words(templates, vocab):
+    rng = np.random.default_rng(0)
+    for attribute, value, words in [("Smiling", True, "smiling yes"), ("5_o_Clock_Shadow", False, "stubble no"),
+                                    ("age", 45, "age 45")]:
+        record = make_record(0)
+        record.edit = EditInfo(record.edit.source, ["do it"], attribute, value)
+        sample = templates.render("edit_plan", record, rng)
+        assert sample.target == words and sample.label == (attribute, value)
+        assert "do it" in sample.prompt and not sample.prompt_faces
+        assert templates.parse("edit_plan", vocab.decode_text(vocab.encode(sample.target))).value == (attribute, value)
+    two = templates.parse("edit_plan", "smiling yes, bald no")
+    assert not two.ok and "one attribute" in two.reason
+    assert not templates.parse("edit_plan", "glasses on").ok

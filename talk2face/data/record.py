@@ -25,7 +25,7 @@ ATTRIBUTES: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 # The tasks one model learns (each has a templates/<task>.yaml), in the order training defaults list them.
-TASKS: tuple[str, ...] = ("text_to_face", "caption", "age", "attributes", "edit")
+TASKS: tuple[str, ...] = ("text_to_face", "caption", "age", "attributes", "edit", "edit_plan")
 
 # CelebA's "Young" has no published threshold; SynFace labels Young == age < YOUNG_BELOW, and a
 # caption's stated age claims Young by the same rule (talk2face.evaluation.caption_attributes).

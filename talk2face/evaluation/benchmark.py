@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ class EvalConfig:
     samples_per_prompt: int = 2  # text-to-face faces per prompt (diversity needs >= 2)
     cfg_scale: float = 3.0  # guidance for text-to-face and edit
     rerank: int = 1  # text-to-face: keep the best of N samples by the model's own caption likelihood
-    edit_candidates: int = 4  # samples per face of the in-place edit (no edit pairs), best kept
+    edit_candidates: int = 4  # draws per face of a planned or in-place edit, the best kept
     top_k: int = 0
     seed: int = 0
     batch_size: int = 32
@@ -299,22 +300,27 @@ class Benchmark:
         rng = np.random.default_rng(self.cfg.seed)
         instructions = [r.edit.instructions[int(rng.integers(len(r.edit.instructions)))] for r in records]
         sources = [self.source.root / r.edit.source for r in records]
-        edited = load_images(self.model.edit(sources, instructions, cfg_scale=self.cfg.cfg_scale, seed=self.cfg.seed,
-                                             batch_size=self.cfg.batch_size), self.size)
         source_pixels = load_images(sources, self.size)
         src_probs, _, names = self.judge(source_pixels)
-        dst_probs, dst_ages, _ = self.judge(edited)
         requested = [(r.edit.attribute, r.edit.value) for r in records]
         regions = [_region(EDIT_REGIONS.get(r.edit.attribute), self.size) for r in records]
-        scores = edit_scores(names, requested, src_probs.numpy() >= 0.5, dst_probs.numpy() >= 0.5, dst_ages,
-                             source_pixels, edited, regions)
+        rows = {}
+        # the default route (planned where the model has edit_plan), then the whole-face decode beside it
+        routes = {"model": True} | ({"model, whole face (no plan)": False} if "edit_plan" in self.model.tasks else {})
+        for label, plan in routes.items():
+            edited = load_images(self.model.edit(sources, instructions, cfg_scale=self.cfg.cfg_scale, seed=self.cfg.seed,
+                                                 batch_size=self.cfg.batch_size, candidates=self.cfg.edit_candidates,
+                                                 plan=plan), self.size)
+            dst_probs, dst_ages, _ = self.judge(edited)
+            rows[label] = {**edit_scores(names, requested, src_probs.numpy() >= 0.5, dst_probs.numpy() >= 0.5,
+                                         dst_ages, source_pixels, edited, regions), "n": len(records)}
+            if plan:
+                self.pictures["edit"] = torch.stack([x for pair in zip(source_pixels[:8], edited[:8]) for x in pair])
         # the same metrics on the data set's own target faces: what a perfect editor would score
         targets = self.pixels(records)
         tgt_probs, tgt_ages, _ = self.judge(targets)
         reference = edit_scores(names, requested, src_probs.numpy() >= 0.5, tgt_probs.numpy() >= 0.5, tgt_ages,
                                 source_pixels, targets, regions)
-        self.pictures["edit"] = torch.stack([x for pair in zip(source_pixels[:8], edited[:8]) for x in pair])
-        rows = {"model": {**scores, "n": len(records)}}
         groups: dict[tuple[str, Any], list[int]] = {}  # one batched call per requested change
         for i, change in enumerate(requested):
             if change[0] in self.model.attributes:
@@ -337,6 +343,21 @@ class Benchmark:
             names, requested, src_probs.numpy() >= 0.5, rec_probs.numpy() >= 0.5, rec_ages, source_pixels, recon, regions)
         return {"metrics": rows,
                 "examples": [{"instruction": i, "attribute": a, "value": v} for i, (a, v) in zip(instructions[:8], requested)]}
+
+    def edit_plan(self) -> dict[str, Any]:
+        """How often the model names the change an instruction asks for (every phrasing of every test edit)."""
+        records = [r for r in self.edits if r.edit is not None]
+        if not records:
+            raise UserError("the test split has no edit pairs")
+        asked = [(i, (r.edit.attribute, r.edit.value)) for r in records for i in r.edit.instructions]
+        named = self.model.plan_edits([self.model.free_text(i) for i, _ in asked], self.cfg.batch_size)
+        train = Counter((r.edit.attribute, r.edit.value) for r in self.source.records("train") if r.edit is not None)
+        majority = train.most_common(1)[0][0] if train else None
+        rows = {"model": _plan_scores(named, [c for _, c in asked]),
+                "most frequent change in training (baseline)": _plan_scores([majority] * len(asked), [c for _, c in asked])}
+        wrong = [{"instruction": i, "asked": f"{a} {v}", "named": str(n)} for (i, (a, v)), n in zip(asked, named)
+                 if not _same_change(n, (a, v))]
+        return {"metrics": rows, "examples": wrong[:8]}
 
     def run(self) -> dict[str, Any]:
         results: dict[str, Any] = {"meta": {"model": self.cfg.model, "data": self.cfg.data,
@@ -362,6 +383,19 @@ class Benchmark:
         pictures = {k: v for k, v in self.pictures.items() if isinstance(v, torch.Tensor)}
         write_report(results, self.cfg.out, images=pictures)
         return results
+
+
+def _same_change(named: tuple[str, Any] | None, asked: tuple[str, Any], age_tolerance: float = 5.0) -> bool:
+    """A named change matches the asked one: the same attribute and value, an age within the tolerance."""
+    if named is None or named[0] != asked[0]:
+        return False
+    return abs(named[1] - asked[1]) <= age_tolerance if asked[0] == "age" else bool(named[1]) == bool(asked[1])
+
+
+def _plan_scores(named: Sequence[tuple[str, Any] | None], asked: Sequence[tuple[str, Any]]) -> dict[str, float]:
+    return {"attribute named": float(np.mean([n is not None and n[0] == a[0] for n, a in zip(named, asked)])),
+            "change named": float(np.mean([_same_change(n, a) for n, a in zip(named, asked)])),
+            "unreadable answers": float(np.mean([n is None for n in named])), "n": len(asked)}
 
 
 def _prefixed(pr: dict[str, float]) -> dict[str, float]:
