@@ -4,7 +4,8 @@ Each subcommand lives next to the code it drives, as a module that defines
 `add_arguments(parser)` and `run(args) -> int` ("module"), or as such a pair bundled in an object
 of a module ("module:object", for the prompting commands that share one module). Modules are imported only when their subcommand
 runs, so `talk2face --help` stays fast and inference commands need no training extras.
-User mistakes (`UserError`) print one line and exit 2; never a traceback.
+User mistakes (`UserError`) print one line and exit 2; never a traceback. Every `--help` shows
+the options' defaults; a trainer's lists its config keys too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from talk2face.config import describe
 from talk2face.errors import UserError
 
 # subcommand -> (module[:object], one-line help)
@@ -48,8 +50,17 @@ def load_command(target: str):
     return getattr(mod, attr) if attr else mod
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help; epilogs (a trainer's config keys) kept line by line."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == "":  # "(default: None)" says nothing
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="talk2face", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="talk2face", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {importlib.metadata.version('talk2face')}")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="also print the library's info messages")
@@ -57,7 +68,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter)
         if name == wanted:  # import only the module that runs
             mod = load_command(module)
             mod.add_arguments(p)
@@ -66,16 +77,18 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 class ConfigCommand:
-    """A trainer as a subcommand: `CONFIG [--key=value ...]`, handed to its `main(argv)`."""
+    """A trainer as a subcommand: `CONFIG [--key=value ...]`, handed to its `main(argv)`; `config` is its dataclass."""
 
-    def __init__(self, main: Callable[[list[str]], object]) -> None:
+    def __init__(self, main: Callable[[list[str]], object], config: type) -> None:
         self.main = main
+        self.config = config
         self.__doc__ = sys.modules[main.__module__].__doc__  # the trainer's own description
 
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("config", help="a YAML config, e.g. experiments/synface-small.yaml")
         parser.add_argument("overrides", nargs=argparse.REMAINDER, help="--key=value ... (e.g. --optim.max_steps=800)")
+        # read from the dataclass itself, so the listing never drifts from what the trainer accepts
+        parser.epilog = "config keys (set in CONFIG, or as --key=value):\n" + "\n".join(describe(self.config))
 
     def run(self, args: argparse.Namespace) -> int:
         self.main([args.config, *args.overrides])
@@ -84,7 +97,8 @@ class ConfigCommand:
 
 def run_standalone(module: object, prog: str, argv: list[str] | None = None) -> int:
     """`python -m <module>` for a module written like a subcommand (add_arguments + run)."""
-    parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0],
+                                     formatter_class=HelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     try:

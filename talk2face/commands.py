@@ -32,7 +32,7 @@ class Command:
     answer_may_be_text: bool = False  # then an existing --out is refused only once a picture is due
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", default=str(shipped.MODEL), help="a trained model folder (default: the shipped SynFace model)")
+        parser.add_argument("--model", default=str(shipped.MODEL), help="a trained model folder; the default is the shipped SynFace model")
         parser.add_argument("--device", default="cpu", help="cpu or cuda")
         parser.add_argument("--json", action="store_true", help="print JSON instead of text")
         self.add_task_arguments(parser)

@@ -3,12 +3,18 @@
     cfg = load_config(TrainConfig, "experiments/synface-small.yaml", ["--train.lr=3e-4"])
 
 Unknown keys are an error that names the key and the file (or the override), so a typo never
-silently trains with a default.
+silently trains with a default. `describe(cls)` lists every key with its default and the comment
+beside its field: a trainer's `--help`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
+import math
+import textwrap
+import tokenize
 import types
 import typing
 from pathlib import Path
@@ -139,3 +145,67 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 def to_dict(cfg: Any) -> dict[str, Any]:
     """The plain-dict form of a config (what is saved next to a checkpoint)."""
     return dataclasses.asdict(cfg)
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """Field name -> its comment in `cls`'s source: the trailing `# ...`, else the `# ...` lines just above it."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):  # no source (e.g. only bytecode installed): keys and defaults still listed
+        return {}
+    comments: dict[str, str] = {}
+    above: list[str] = []  # comment lines since the last statement or blank line
+    trailing: list[str] = []
+    name: str | None = None  # the field whose statement is being read
+    depth, line_start, previous = 0, True, None
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    for i, tok in enumerate(tokens):
+        if tok.type == tokenize.INDENT:
+            depth += 1
+        elif tok.type == tokenize.DEDENT:
+            depth -= 1
+        elif tok.type == tokenize.COMMENT:
+            (trailing if name else above).append(tok.string.lstrip("#").strip())
+        elif tok.type == tokenize.NL:
+            if previous != tokenize.COMMENT and name is None:  # a blank line parts a comment from what follows
+                above.clear()
+        elif tok.type == tokenize.NEWLINE:
+            if name:
+                comments[name] = " ".join(trailing or above)
+            name, trailing = None, []
+            above.clear()
+        elif line_start and depth == 1 and tok.type == tokenize.NAME and tokens[i + 1].string == ":":
+            name = tok.string
+        line_start = tok.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) or (
+            line_start and tok.type in (tokenize.COMMENT, tokenize.NL))
+        previous = tok.type
+    return comments
+
+
+def _flow_yaml(value: Any) -> str:
+    """A value as it is written in a config file or a `--key=value` override."""
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=math.inf).removesuffix("...\n").strip()
+
+
+def describe(cls: type, prefix: str = "") -> list[str]:
+    """One line per key of dataclass `cls`, nested ones dotted: `optim.lr = 0.001  # peak learning rate`."""
+    comments, hints = field_comments(cls), typing.get_type_hints(cls)
+    lines: list[str] = []
+    for f in dataclasses.fields(cls):
+        key, hint, comment = prefix + f.name, hints[f.name], comments.get(f.name, "")
+        args = typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            lines += [f"  {key}  # {comment}"] if comment else []
+            lines += describe(hint, key + ".")
+            continue
+        if f.default is not dataclasses.MISSING:
+            text = f"{key} = {_flow_yaml(f.default)}"
+        elif f.default_factory is not dataclasses.MISSING:
+            text = f"{key} = {_flow_yaml(f.default_factory())}"
+        else:
+            text = f"{key} (required)"
+        lines.append(textwrap.fill(text + (f"  # {comment}" if comment else ""), width=100, initial_indent="  ",
+                                   subsequent_indent="      ", break_long_words=False, break_on_hyphens=False))
+        if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):  # a list of sections
+            lines += describe(args[0], key + "[].")
+    return lines

@@ -29,7 +29,7 @@ CSS = "img { image-rendering: pixelated; }  .face img { width: 100%; height: 100
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=str(MODEL), help="a trained model folder (default: the shipped one)")
+    parser.add_argument("--model", default=str(MODEL), help="a trained model folder; the default is the shipped SynFace model")
     parser.add_argument("--port", type=int, default=PORT)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
     parser.add_argument("--data", help="a SynFace folder whose test faces are the examples (default: render a few)")

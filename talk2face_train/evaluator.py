@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-command = ConfigCommand(main)  # `talk2face train-evaluator`
+command = ConfigCommand(main, EvaluatorTrainConfig)  # `talk2face train-evaluator`
 
 
 if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback

@@ -191,12 +191,13 @@ def _tokenize(vq: Any, vqgan_dir: str | Path, data: str | Path, out: Path, batch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--vqgan", default=str(shipped.VQGAN), help="VQGAN folder (config.json + model.safetensors; default: the shipped SynFace one)")
+    parser.add_argument("--vqgan", default=str(shipped.VQGAN), help="VQGAN folder (config.json + model.safetensors); the default is the shipped SynFace one")
     parser.add_argument("--data", required=True, help="data source: an imagefolder or a source YAML")
     parser.add_argument("--out", required=True, help="output folder (an HF DatasetDict); must not exist")
     parser.add_argument("--batch-size", type=int, default=64, help="images per encoder call")
     parser.add_argument("--shard-size", type=int, default=4096, help="records per resumable shard")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where the VQGAN runs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (what the text output already is)")
 
 
 def run(args: argparse.Namespace) -> int:

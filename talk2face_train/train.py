@@ -471,7 +471,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
     return train(load_config(TrainConfig, argv[0], argv[1:]))
 
 
-command = ConfigCommand(main)  # `talk2face train`
+command = ConfigCommand(main, TrainConfig)  # `talk2face train`
 
 
 if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback

@@ -337,7 +337,7 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
     return result
 
 
-command = ConfigCommand(main)  # `talk2face train-vqgan`
+command = ConfigCommand(main, VQGANTrainConfig)  # `talk2face train-vqgan`
 
 
 if __name__ == "__main__":  # a user's mistake prints one line and exits 2, never a traceback

@@ -13,6 +13,9 @@ analysis tasks, VQ reconstructions of the real test faces (the tokenizer's ceili
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -430,19 +433,24 @@ def check_config(cfg: EvalConfig) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = EvalConfig()
-    parser.add_argument("--model", default=defaults.model)
-    parser.add_argument("--data", default=defaults.data)
-    parser.add_argument("--evaluator", default=defaults.evaluator)
-    parser.add_argument("--out", default=defaults.out)
+    parser.add_argument("--model", default=defaults.model, help="a trained model folder; the default is the shipped SynFace one")
+    parser.add_argument("--data", default=defaults.data,
+                        help="a data source with a test split, e.g. the folder `talk2face synth` writes (relative to the current folder)")
+    parser.add_argument("--evaluator", default=defaults.evaluator,
+                        help='the evaluator that judges generated and edited faces ("" = skip those tasks); the default is the shipped one')
+    parser.add_argument("--out", default=defaults.out, help="the report folder (relative to the current folder)")
     parser.add_argument("--tasks", default="all", help=f"comma-separated subset of {','.join(TASKS)}")
     parser.add_argument("--limit", type=int, default=defaults.limit, help="test faces per task (0 = all)")
-    parser.add_argument("--samples-per-prompt", type=int, default=defaults.samples_per_prompt)
-    parser.add_argument("--cfg-scale", type=float, default=defaults.cfg_scale)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--samples-per-prompt", type=int, default=defaults.samples_per_prompt,
+                        help="text-to-face faces per prompt (diversity needs >= 2)")
+    parser.add_argument("--cfg-scale", type=float, default=defaults.cfg_scale, help="guidance for text-to-face and edit")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the faces drawn and of the test faces picked")
     parser.add_argument("--rerank", type=int, default=defaults.rerank,
                         help="text-to-face: sample N faces per kept one, keep the best by the model's caption likelihood")
     parser.add_argument("--fast", action="store_true", help="a few faces per task (tests)")
     parser.add_argument("--inception", default="", help="local FID Inception file (inception-2015-12-05.pt): adds FID")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (the report.md path and report.json's content) instead of text")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -454,6 +462,11 @@ def run(args: argparse.Namespace) -> int:
                      limit=args.limit, samples_per_prompt=args.samples_per_prompt, cfg_scale=args.cfg_scale,
                      seed=args.seed, rerank=args.rerank, fast=args.fast, inception=args.inception)
     check_config(cfg)
-    Benchmark(cfg).run()
-    print(f"wrote {Path(cfg.out) / 'report.md'}")
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        Benchmark(cfg).run()  # its per-task lines go to stderr then: stdout holds the JSON alone
+    report = Path(cfg.out) / "report.md"
+    if args.json:
+        print(json.dumps({"report": str(report), "results": json.loads(report.with_suffix(".json").read_text())}))
+    else:
+        print(f"wrote {report}")
     return 0
