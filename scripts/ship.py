@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -26,11 +25,14 @@ from pathlib import Path
 
 import torch
 import yaml
+from transformers import GenerationConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's benchmarks (not installed)
 from benchmarks import vqgan as vqgan_bench
 from talk2face import shipped
-from talk2face.checkpoint import CARD_FILE, VQGAN_SUBDIR, check_checkpoint_folder, load_decoder, read_card
+from talk2face.checkpoint import (CARD_FILE, README_FILE, TEMPLATES_SUBDIR, VQGAN_SUBDIR, check_checkpoint_folder,
+                                  load_decoder, read_card, read_vqgan_config, vqgan_folder, vqgan_reference,
+                                  write_card_files)
 from talk2face.data.sources import open_source
 from talk2face.errors import UserError
 from talk2face.evaluation.benchmark import Benchmark, EvalConfig
@@ -38,6 +40,8 @@ from talk2face.evaluation.evaluator import FaceEvaluator
 from talk2face.fingerprint import weights_fingerprint
 from talk2face.facade import Talk2Face
 from talk2face.device import cpu_model
+from talk2face.templates import Templates
+from talk2face.vocab import Vocab
 from talk2face.vqgan.model import VQGAN
 
 
@@ -153,13 +157,14 @@ def ship_model(args: argparse.Namespace) -> None:
     source, dest, tokenizer = check_checkpoint_folder(args.source), Path(args.dest), shipped.VQGAN
     fresh_destination(dest, args.overwrite)
     tokenizer_weights = weights_fingerprint(tokenizer)
-    if weights_fingerprint(source / VQGAN_SUBDIR) != tokenizer_weights:
+    if weights_fingerprint(vqgan_folder(source)) != tokenizer_weights:
         raise UserError(f"{source} was trained with another image tokenizer than the shipped {tokenizer}")
     dest.mkdir(parents=True)
-    shutil.copytree(source, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(VQGAN_SUBDIR, "model.safetensors"))
+    shutil.copytree(source, dest, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(VQGAN_SUBDIR, "model.safetensors", README_FILE))
     load_decoder(source).to(torch.float16).save_pretrained(dest)
     card = read_card(source)
-    card["vqgan"] = {"path": os.path.relpath(tokenizer, dest.resolve()), "fingerprint": tokenizer_weights}
+    card["vqgan"] = vqgan_reference(tokenizer, dest)
     (dest / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     source_data = open_source(args.data)
     faces = [source_data.image_path(r) for r in list(source_data.records("test"))[:64]]
@@ -174,8 +179,7 @@ def ship_model(args: argparse.Namespace) -> None:
     Benchmark(EvalConfig(model=str(dest), data=args.data, out=str(report_dir))).run()
     size_mb = (dest / "model.safetensors").stat().st_size / 2**20
     trained = yaml.safe_load((source / "train_config.yaml").read_text())
-    card_md = [
-        "# SynFace talk2face model (the default model)", "",
+    about = (
         f"One `{trained['model']}` decoder" + (" with face-grid cell embeddings" if trained.get("face_grid") else "")
         + (" and prefix-LM attention" if trained.get("prefix_lm") else "")
         + (", writing an edit as its changes (`<same>` in every cell it keeps)" if trained["data"].get("edit_same") else "")
@@ -184,19 +188,19 @@ def ship_model(args: argparse.Namespace) -> None:
         f"over the shipped tokenizer's codes ({card['vqgan']['path']}, weights {tokenizer_weights}). "
         f"Weights stored in fp16 ({size_mb:.1f} MB); they load into fp32 parameters "
         f"(`Talk2Face.from_pretrained('{dest}')`; against the fp32 weights on 64 test faces: ages within "
-        f"{age_shift:.3f} years, {flips:.2%} of the attribute decisions changed).", "",
-        "## How it was made", "",
+        f"{age_shift:.3f} years, {flips:.2%} of the attribute decisions changed).")
+    made = [
         f"- Recipe: `python -m talk2face_train.train {args.recipe} --output_dir={source.parent}` "
         f"({card.get('step')} steps, {card.get('trained_tokens', 0) / 1e6:.1f}M tokens), "
         f"on the data the README's SynFace section renders and tokenizes; then "
         f"`python scripts/ship.py model {args.source} {args.dest} --recipe {args.recipe} --data {args.data}`.",
         *precision_line(source.parent / "precision.json"),
-        f"- Machine: {cpu_model()}. Shipped on {datetime.date.today().isoformat()}.", "",
-        "## `make eval` figures (its defaults; the full report is `eval/report.md`)", "",
+        f"- Machine: {cpu_model()}. Shipped on {datetime.date.today().isoformat()}.",
     ]
-    body = (report_dir / "report.md").read_text().split("\n")
-    card_md += [line.replace("](", "](eval/") for line in body if not line.startswith("# ")]  # the report's pictures
-    (dest / "README.md").write_text("\n".join(card_md))
+    write_card_files(dest, dest, GenerationConfig.from_pretrained(dest), Vocab.from_pretrained(dest),
+                     Templates.load(dest / TEMPLATES_SUBDIR), read_vqgan_config(tokenizer), card, trained,
+                     title="SynFace talk2face model (the default model)", about=about, made=made,
+                     report=report_dir / "report.md")
     print(f"shipped {dest} ({size_mb:.1f} MB); make eval: {report_dir / 'report.md'}")
 
 

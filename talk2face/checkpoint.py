@@ -3,10 +3,12 @@
     <dir>/config.json, model.safetensors, generation_config.json   the Llama decoder (HF format)
     <dir>/tokenizer.json, tokenizer_config.json, ...              the unified vocabulary (HF format)
     <dir>/vqgan/                                                  the image tokenizer (config.json + safetensors),
-                                                                  or the card names a shared one (a shipped model)
+                                                                  or the card names a shared one (a shipped model,
+                                                                  a run's intermediate folders)
     <dir>/templates/                                              the task templates it was trained with
     <dir>/train_config.yaml                                       how it was trained
-    <dir>/talk2face.json                                          model card: tasks, attributes, context
+    <dir>/talk2face.json                                          what inference needs: tasks, attributes, context
+    <dir>/README.md                                               the model card for people (talk2face.model_card)
 
 The decoder and tokenizer load with plain `AutoModelForCausalLM` / `PreTrainedTokenizerFast`; a
 decoder trained with face-grid cell embeddings (config `face_grid`, talk2face.face_grid) or
@@ -16,6 +18,7 @@ prompts as it was trained to.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -28,13 +31,18 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
 from talk2face import face_grid, prefix_lm
+from talk2face.config import from_dict
 from talk2face.errors import UserError, read_json
 from talk2face.fingerprint import weights_fingerprint
+from talk2face.model_card import model_card
+from talk2face.templates import Templates
+from talk2face.vqgan.config import VQGANConfig
 
 VQGAN_SUBDIR = "vqgan"
 TEMPLATES_SUBDIR = "templates"
 TRAIN_CONFIG_FILE = "train_config.yaml"
 CARD_FILE = "talk2face.json"
+README_FILE = "README.md"
 
 
 def save_checkpoint_folder(
@@ -45,23 +53,31 @@ def save_checkpoint_folder(
     templates_dir: str | Path,
     train_config: dict[str, Any],
     card: dict[str, Any],
+    share_vqgan: bool = False,
 ) -> Path:
-    """Write a complete checkpoint folder atomically (temp folder, then rename).
+    """Write a complete checkpoint folder atomically (temp folder, then rename), its README.md included.
 
     `card` holds what inference must know beyond the weights: `tasks` trained, `attributes`
-    listed by the attribute task (ATTRIBUTES order), `max_length` (the context).
+    listed by the attribute task (ATTRIBUTES order), `max_length` (the context). `share_vqgan`
+    names `vqgan_dir` in the card instead of copying it (a run's intermediate folders: the same
+    tokenizer every time, often larger than the decoder); a final folder copies it, whole on its own.
     """
-    out_dir = Path(out_dir)
+    out_dir, vqgan_dir = Path(out_dir), Path(vqgan_dir)
     tmp, old = (out_dir.with_name(out_dir.name + suffix) for suffix in (".tmp", ".old"))
     if old.exists() and not out_dir.exists():  # a save killed between the two renames below: undo it first
         os.replace(old, out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     vocab.save_pretrained(tmp)
-    shutil.copytree(vqgan_dir, tmp / VQGAN_SUBDIR)
+    if share_vqgan:
+        card = {**card, "vqgan": vqgan_reference(vqgan_dir, out_dir)}  # tmp is out_dir's sibling: the same path
+    else:
+        shutil.copytree(vqgan_dir, tmp / VQGAN_SUBDIR)
     shutil.copytree(templates_dir, tmp / TEMPLATES_SUBDIR)
     (tmp / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(train_config, sort_keys=False))
-    (tmp / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    generation = copy.deepcopy(model.generation_config)  # the training model's own stays as it is
+    write_card_files(tmp, out_dir, generation, vocab, Templates.load(templates_dir), read_vqgan_config(vqgan_dir),
+                     card, train_config)
     # the old folder stays until the new one is in place: a kill at any point leaves one of them whole
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
@@ -69,6 +85,45 @@ def save_checkpoint_folder(
     os.replace(tmp, out_dir)
     shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def write_card_files(folder: Path, shown_as: Path, generation: GenerationConfig, vocab: Any, templates: Templates,
+                     vqgan: VQGANConfig, card: dict[str, Any], train_config: dict[str, Any], **readme: Any) -> None:
+    """Write the files that describe a checkpoint folder: talk2face.json (`card`), README.md
+    (talk2face.model_card with the options `readme`; `shown_as` is the folder's path in its snippets)
+    and generation_config.json with `max_new_tokens` set to its longest answer."""
+    generation.max_new_tokens = longest_answer(vocab, templates, card, vqgan)
+    generation.save_pretrained(folder)
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    model_card(shown_as, card, train_config, templates, vqgan, max_new_tokens=generation.max_new_tokens,
+               **readme).save(folder / README_FILE)
+
+
+def read_vqgan_config(directory: Path) -> VQGANConfig:
+    """The architecture of a VQGAN folder, without loading its weights."""
+    meta = read_json(directory / "config.json")
+    meta.pop("model_type", None)
+    return from_dict(VQGANConfig, meta, str(directory / "config.json"))
+
+
+def longest_answer(vocab: Any, templates: Templates, card: dict[str, Any], vqgan: VQGANConfig) -> int:
+    """The tokens after `<sep>` of the longest answer a model writes: a face (`<boi>`, h*w codes,
+    `<eoi>`; the `<eos>` after it adds nothing), or the whole attribute list and its `<eos>`, which
+    is longer on a small grid (99 tokens for SynFace's 28 attributes against 66 for its 8x8 face)."""
+    h, w = vqgan.grid_size
+    face = h * w + 2
+    if "attributes" not in card["tasks"] or not card["attributes"]:
+        return face
+    t = templates.get("attributes")
+    lists = [t.target_text.replace("{attributes}", t.attributes.render(dict.fromkeys(card["attributes"], value)))
+             for value in (True, False)]
+    return max(face, *(len(vocab.encode(text)) + 1 for text in lists))
+
+
+def vqgan_reference(vqgan_dir: Path, folder: Path) -> dict[str, str]:
+    """The card entry that names a shared image tokenizer instead of a copy (see `vqgan_folder`)."""
+    return {"path": os.path.relpath(Path(vqgan_dir).resolve(), Path(folder).resolve()),
+            "fingerprint": weights_fingerprint(vqgan_dir)}
 
 
 def check_checkpoint_folder(path: str | Path) -> Path:
@@ -92,13 +147,17 @@ def check_checkpoint_folder(path: str | Path) -> Path:
 def vqgan_folder(path: Path) -> Path:
     """The image tokenizer of a checkpoint folder: its own `vqgan/`, or the shared folder its card
     names relative to it (`"vqgan": {"path", "fingerprint"}`: a shipped model uses the shipped
-    tokenizer rather than a second copy), refused when those weights are not the ones it was trained on."""
+    tokenizer rather than a second copy, a run's intermediate folders their data.vqgan), refused when
+    those weights are not the ones it was trained on."""
     if (path / VQGAN_SUBDIR).exists():
         return path / VQGAN_SUBDIR
     shared = read_card(path).get("vqgan")
     if not shared:
         return path / VQGAN_SUBDIR  # reported missing by the caller
     folder = (path / shared["path"]).resolve()
+    if not folder.is_dir():
+        raise UserError(f"{path / CARD_FILE} names the image tokenizer {shared['path']} (relative to the folder), "
+                        f"but {folder} is missing: copy it back there")
     found = weights_fingerprint(folder)
     if found != shared["fingerprint"]:
         raise UserError(f"{path / CARD_FILE}: the image tokenizer {folder} has weights {found}, "

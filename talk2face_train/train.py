@@ -10,6 +10,8 @@ checkpoint skips the batches already seen and continues the exact data order and
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import math
 import sys
 import time
@@ -20,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from accelerate import Accelerator, PartialState
-from accelerate.utils import TorchDynamoPlugin, set_seed
+from accelerate.utils import LoggerType, TorchDynamoPlugin, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -45,6 +48,8 @@ from talk2face.templates import Templates
 from talk2face.vocab import Vocab, read_tokenizer
 from talk2face.vqgan import VQGAN
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class SourceConfig:
@@ -56,7 +61,7 @@ class SourceConfig:
 @dataclass
 class DataConfig:
     sources: list[SourceConfig] = field(default_factory=list)
-    vqgan: str = ""  # the VQGAN folder the codes were made with; copied into the checkpoint
+    vqgan: str = ""  # the VQGAN folder the codes were made with; copied into the final model folder
     text_tokenizer: str = str(shipped.TEXT_TOKENIZER)  # trained by talk2face_train.text_tokenizer
     templates: str = str(shipped.TEMPLATES)  # one YAML file per task
     task_weights: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in TASKS})
@@ -119,11 +124,13 @@ class TrainConfig:
     save_every: int = 500  # steps between resumable checkpoints (accelerate save_state)
     keep_checkpoints: int = 2  # older resumable checkpoints are deleted
     # every this many steps also write a complete model folder to <output_dir>/evaluable/step_N,
-    # kept for good: the learning curves (scripts/learning_curves.py) evaluate them (0 = never)
+    # kept for good: the learning curves (scripts/learning_curves.py) evaluate them (0 = never);
+    # each names data.vqgan instead of copying it
     evaluable_every: int = 0
     eval_every: int = 250  # steps between validation-loss passes
     log_every: int = 10
-    log_with: str = "tensorboard"  # an accelerate tracker name, or "none"
+    log_with: str | list[str] = "tensorboard"  # accelerate tracker name(s) ([tensorboard, wandb]), or "none"
+    project: str = "talk2face"  # the trackers' project (tensorboard: the folder under output_dir)
     resume: str | None = None  # "latest", or a checkpoint folder to continue from
     num_workers: int = 0  # DataLoader workers; batches are cheap numpy concatenations
 
@@ -302,6 +309,7 @@ def check_config(cfg: TrainConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise UserError(f"{key}={value}: must be at least 1")
+    trackers(cfg.log_with)
     if not (math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0):
         raise UserError(f"optim.lr={cfg.optim.lr}: must be a positive number")
     validate_precision(cfg.mixed_precision)
@@ -320,6 +328,44 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.resume is None and earlier:
         raise UserError(f"output_dir={out} already holds a run ({', '.join(earlier)}): pass --resume=latest to "
                         "continue it, or choose another output_dir")
+
+
+def trackers(log_with: str | list[str]) -> list[str]:
+    """The accelerate trackers `log_with` names ("none": none), refused if accelerate has no such one."""
+    # a command-line override of this str | list field arrives as its text (talk2face.config)
+    names = yaml.safe_load(log_with) if isinstance(log_with, str) else log_with
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UserError(f"log_with={log_with!r}: expected a tracker name or a list of them")
+    names = [n for n in names if n != "none"]
+    unknown = sorted(set(names) - set(LoggerType.list()))
+    if unknown:
+        raise UserError(f"log_with names unknown tracker(s) {unknown}; accelerate has {LoggerType.list()} (or none)")
+    return names
+
+
+def installed_trackers(names: list[str], warn: bool) -> list[str]:
+    """The trackers whose package is installed: a missing one (the default tensorboard is an
+    optional extra) costs one warning line, not the run."""
+    missing = [n for n in names if n != "all" and importlib.util.find_spec(n) is None]
+    if missing and warn:
+        log.warning("log_with: %s not installed (pip install %s); training on without %s",
+                    ", ".join(missing), " ".join(missing), "them" if len(missing) > 1 else "it")
+    return [n for n in names if n not in missing]
+
+
+def hyperparameters(config: dict, prefix: str = "") -> dict[str, bool | int | float | str | None]:
+    """A nested config as the flat scalars trackers take: {"optim": {"lr": 1e-3}} -> {"optim.lr": 1e-3},
+    list items by index ("data.sources.0.tokenized")."""
+    flat: dict[str, bool | int | float | str | None] = {}
+    for key, value in config.items():
+        if isinstance(value, (list, tuple)):
+            value = dict(enumerate(value))
+        if isinstance(value, dict):
+            flat.update(hyperparameters(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -364,10 +410,11 @@ def train(cfg: TrainConfig) -> TrainResult:
                            lambda m: loss_of(m, first_batch),
                            state.device.type)
         precision = resolve_precision(cfg.mixed_precision, cfg.output_dir, probe, state.device.type, log=state.print)
+    log_with = installed_trackers(trackers(cfg.log_with), warn=state.is_main_process)
     accelerator = accelerator_for(
         precision,
         gradient_accumulation_steps=cfg.optim.grad_accum,
-        log_with=None if cfg.log_with == "none" else cfg.log_with,
+        log_with=log_with or None,
         project_dir=cfg.output_dir,
         dynamo_plugin=TorchDynamoPlugin(backend="inductor", dynamic=True) if cfg.compile else None,
     )
@@ -399,13 +446,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         "processes": accelerator.num_processes,  # data-parallel ranks (the global batch is this x batch_size)
     }
 
-    def save_model_folder(directory: Path) -> None:
+    def save_model_folder(directory: Path, share_vqgan: bool) -> None:
         card.update(step=step, trained_tokens=tokens)  # tokens this process trained on (all processes)
         save_checkpoint_folder(directory, accelerator.unwrap_model(model, keep_torch_compile=False), vocab, cfg.data.vqgan, cfg.data.templates,
-                               to_dict(cfg), card)
+                               to_dict(cfg), card, share_vqgan=share_vqgan)
 
-    if cfg.log_with != "none":
-        accelerator.init_trackers("talk2face", config={"model": cfg.model, "lr": cfg.optim.lr, "batch_size": cfg.batch_size})
+    if log_with:
+        accelerator.init_trackers(cfg.project, config=hyperparameters(to_dict(cfg)))
     progress = tqdm(total=cfg.optim.max_steps, initial=step, desc="train", disable=not accelerator.is_local_main_process)
     losses: list[float] = []
     tokens, t0 = 0, time.perf_counter()
@@ -448,7 +495,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         if step % cfg.save_every == 0 and step < cfg.optim.max_steps:
             save_state(accelerator, cfg.output_dir, step, cfg.keep_checkpoints)
         if cfg.evaluable_every and step % cfg.evaluable_every == 0 and accelerator.is_main_process:
-            save_model_folder(Path(cfg.output_dir) / "evaluable" / f"step_{step:08d}")
+            save_model_folder(Path(cfg.output_dir) / "evaluable" / f"step_{step:08d}", share_vqgan=True)
         if step >= cfg.optim.max_steps:
             break
     progress.close()
@@ -457,7 +504,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     final = Path(cfg.output_dir) / "final"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        save_model_folder(final)
+        save_model_folder(final, share_vqgan=False)
         accelerator.print(f"saved {final}")
     accelerator.end_training()
     return TrainResult(final, losses, steady_tokens / steady_s)

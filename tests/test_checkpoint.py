@@ -1,4 +1,5 @@
-"""A checkpoint folder that names a shared image tokenizer and stores its decoder in fp16 (a shipped model)."""
+"""A checkpoint folder that names a shared image tokenizer (a shipped model, a run's intermediate folders) and
+stores its decoder in fp16 (a shipped model)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import shutil
 import pytest
 import torch
 
+from conftest import tiny_train_args
 from talk2face.checkpoint import CARD_FILE, load_decoder
 from talk2face.errors import UserError
 from talk2face.fingerprint import weights_fingerprint
 from talk2face.facade import Talk2Face
+from talk2face_train.train import main
 
 
 def shipped_copy(tiny_model, tmp_path):
@@ -40,4 +43,24 @@ def test_a_changed_shared_tokenizer_is_refused(tiny_model, tmp_path):
     model_dir, shared = shipped_copy(tiny_model, tmp_path)
     (shared / "model.safetensors").write_bytes((shared / "model.safetensors").read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(UserError, match="not the .* this model was trained with"):
+        Talk2Face.from_pretrained(model_dir)
+
+
+def test_an_intermediate_folder_names_the_run_vqgan_and_the_final_one_copies_it(tiny_world, tmp_path):
+    run = tmp_path / "run"
+    main(tiny_train_args(tiny_world, run, "--optim.max_steps=2", "--evaluable_every=2"))
+    intermediate, final = run / "evaluable" / "step_00000002", run / "final"
+    assert [p.relative_to(intermediate).as_posix() for p in intermediate.rglob("*.safetensors")] == ["model.safetensors"]
+    card = json.loads((intermediate / CARD_FILE).read_text())
+    assert (intermediate / card["vqgan"]["path"]).resolve() == tiny_world["vqgan"].resolve()
+    assert card["vqgan"]["fingerprint"] == weights_fingerprint(tiny_world["vqgan"])
+    model = Talk2Face.from_pretrained(intermediate)
+    assert torch.equal(model.vqgan.quantize.embedding.weight, Talk2Face.from_pretrained(final).vqgan.quantize.embedding.weight)
+    assert (final / "vqgan" / "model.safetensors").is_file() and "vqgan" not in json.loads((final / CARD_FILE).read_text())
+
+
+def test_a_missing_shared_tokenizer_is_named(tiny_model, tmp_path):
+    model_dir, shared = shipped_copy(tiny_model, tmp_path)
+    shutil.rmtree(shared)
+    with pytest.raises(UserError, match=r"names the image tokenizer \.\./\.\./tokenizers/tiny-vqgan .* is missing"):
         Talk2Face.from_pretrained(model_dir)

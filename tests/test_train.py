@@ -154,3 +154,40 @@ def test_dataloader_workers_start_under_spawn(tiny_world, tmp_path):
     finally:
         multiprocessing.set_start_method(default, force=True)
     assert spawned == in_process
+
+
+def test_log_with_takes_one_tracker_or_a_list(tmp_path):
+    from talk2face_train.train import trackers
+
+    config = tmp_path / "c.yaml"
+    config.write_text("log_with: [tensorboard, wandb]\nproject: faces\n")
+    cfg = load_config(TrainConfig, config)
+    assert trackers(cfg.log_with) == ["tensorboard", "wandb"] and cfg.project == "faces"
+    assert trackers(load_config(TrainConfig, config, ["--log_with=[wandb]"]).log_with) == ["wandb"]
+    assert trackers(TrainConfig().log_with) == ["tensorboard"] and trackers("none") == []
+    with pytest.raises(UserError, match=r"unknown tracker\(s\) \['tensorbord'\]"):
+        trackers(["tensorbord"])
+
+
+def test_a_missing_tracker_is_one_warning_and_training_goes_on(tiny_world, tmp_path, monkeypatch, caplog):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else find_spec(name, *a))
+    result = main(tiny_train_args(tiny_world, tmp_path / "run", "--optim.max_steps=2", "--log_with=tensorboard"))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "log_with" in r.getMessage()]
+    assert len(warned) == 1 and "tensorboard not installed" in warned[0]
+    assert (result.final_dir / "model.safetensors").is_file()
+
+
+def test_the_whole_config_is_logged_as_flat_hyperparameters(tiny_world, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    logged = {}
+    monkeypatch.setattr(Accelerator, "init_trackers", lambda self, project, config=None, **_: logged.update(
+        project=project, config=config))
+    main(tiny_train_args(tiny_world, tmp_path / "run", "--optim.max_steps=2", "--log_with=[tensorboard]",
+                         "--project=faces", "--optim.lr=0.002"))
+    assert logged["project"] == "faces" and logged["config"]["optim.lr"] == 0.002
+    assert logged["config"]["data.sources.0.tokenized"] == str(tiny_world["tokenized"])
+    assert all(v is None or isinstance(v, (bool, int, float, str)) for v in logged["config"].values())
