@@ -59,7 +59,7 @@ class EvalConfig:
     samples_per_prompt: int = 2  # text-to-face faces per prompt (diversity needs >= 2)
     cfg_scale: float = 3.0  # guidance for text-to-face and edit
     rerank: int = 1  # text-to-face: keep the best of N samples by the model's own caption likelihood
-    edit_candidates: int = 4  # draws per face of a planned or in-place edit, the best kept
+    edit_candidates: int = 8  # draws per prompt of a planned or in-place edit, the best kept (Talk2Face.edit's default)
     top_k: int = 0
     seed: int = 0
     batch_size: int = 32
@@ -368,7 +368,7 @@ class Benchmark:
                                             "evaluator_weights": FaceEvaluator.fingerprint(self.cfg.evaluator) if self.cfg.evaluator else "none",
                                             "settings": f"limit {self.cfg.limit}, seed {self.cfg.seed}, cfg_scale "
                                                         f"{self.cfg.cfg_scale}, samples_per_prompt {self.cfg.samples_per_prompt}, "
-                                                        f"rerank {self.cfg.rerank}",
+                                                        f"rerank {self.cfg.rerank}, edit candidates {self.cfg.edit_candidates}",
                                             "cpu": cpu_model(),
                                             "date": time.strftime("%Y-%m-%d %H:%M")}}
         trained = set(self.card.get("tasks", TASKS))
@@ -426,6 +426,8 @@ def check_config(cfg: EvalConfig) -> None:
     check_sampling(cfg.cfg_scale, 1.0, cfg.top_k, 1.0)
     if cfg.rerank < 1:
         raise UserError(f"--rerank {cfg.rerank}: must be at least 1 (1 = keep every sample)")
+    if cfg.edit_candidates < 1:
+        raise UserError(f"--edit-candidates {cfg.edit_candidates}: must be at least 1")
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UserError(f"--out {cfg.out} is a file: the report is a folder (report.json, report.md, pictures)")
     check_device(cfg.device)
@@ -447,6 +449,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the faces drawn and of the test faces picked")
     parser.add_argument("--rerank", type=int, default=defaults.rerank,
                         help="text-to-face: sample N faces per kept one, keep the best by the model's caption likelihood")
+    parser.add_argument("--edit-candidates", type=int, default=defaults.edit_candidates,
+                        help="draws per prompt of a planned or in-place edit, the best kept by the model's own reading")
     parser.add_argument("--fast", action="store_true", help="a few faces per task (tests)")
     parser.add_argument("--inception", default="", help="local FID Inception file (inception-2015-12-05.pt): adds FID")
     parser.add_argument("--json", action="store_true",
@@ -460,7 +464,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown task(s) {unknown}; choose from {','.join(TASKS)}")
     cfg = EvalConfig(model=args.model, data=args.data, evaluator=args.evaluator, out=args.out, tasks=tasks,
                      limit=args.limit, samples_per_prompt=args.samples_per_prompt, cfg_scale=args.cfg_scale,
-                     seed=args.seed, rerank=args.rerank, fast=args.fast, inception=args.inception)
+                     seed=args.seed, rerank=args.rerank, edit_candidates=args.edit_candidates, fast=args.fast, inception=args.inception)
     check_config(cfg)
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         Benchmark(cfg).run()  # its per-task lines go to stderr then: stdout holds the JSON alone
