@@ -306,7 +306,7 @@ class Benchmark:
         source_pixels = load_images(sources, self.size)
         src_probs, _, names = self.judge(source_pixels)
         requested = [(r.edit.attribute, r.edit.value) for r in records]
-        regions = [_region(EDIT_REGIONS.get(r.edit.attribute), self.size) for r in records]
+        regions = [region_box(EDIT_REGIONS.get(r.edit.attribute), self.size) for r in records]
         rows = {}
         # the default route (planned where the model has edit_plan), then the whole-face decode beside it
         routes = {"model": True} | ({"model, whole face (no plan)": False} if "edit_plan" in self.model.tasks else {})
@@ -405,7 +405,8 @@ def _prefixed(pr: dict[str, float]) -> dict[str, float]:
     return {"attribute precision": pr["precision"], "attribute recall": pr["recall"]}
 
 
-def _region(box: tuple[float, float, float, float] | None, size: int) -> tuple[int, int, int, int] | None:
+def region_box(box: tuple[float, float, float, float] | None, size: int) -> tuple[int, int, int, int] | None:
+    """An edit region given as fractions of the side (talk2face.edit_regions) in pixels of a `size` image."""
     return None if box is None else tuple(int(round(f * size)) for f in box)
 
 
