@@ -54,6 +54,7 @@ def save_checkpoint_folder(
     train_config: dict[str, Any],
     card: dict[str, Any],
     share_vqgan: bool = False,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a complete checkpoint folder atomically (temp folder, then rename), its README.md included.
 
@@ -61,13 +62,16 @@ def save_checkpoint_folder(
     listed by the attribute task (ATTRIBUTES order), `max_length` (the context). `share_vqgan`
     names `vqgan_dir` in the card instead of copying it (a run's intermediate folders: the same
     tokenizer every time, often larger than the decoder); a final folder copies it, whole on its own.
+    `state_dict` holds the decoder's weights when `model`'s own are sharded (FSDP: gathered on every
+    rank, held by the main one, which calls this); None = `model.state_dict()`.
     """
     out_dir, vqgan_dir = Path(out_dir), Path(vqgan_dir)
     tmp, old = (out_dir.with_name(out_dir.name + suffix) for suffix in (".tmp", ".old"))
     if old.exists() and not out_dir.exists():  # a save killed between the two renames below: undo it first
         os.replace(old, out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    weights = None if state_dict is None else without_aliases(model, state_dict)
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=weights)
     vocab.save_pretrained(tmp)
     if share_vqgan:
         card = {**card, "vqgan": vqgan_reference(vqgan_dir, out_dir)}  # tmp is out_dir's sibling: the same path
@@ -85,6 +89,14 @@ def save_checkpoint_folder(
     os.replace(tmp, out_dir)
     shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def without_aliases(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state_dict` less the names under which `model` shares a parameter already named (the tied
+    lm_head): a gathered state dict holds a separate copy under each name, which save_pretrained,
+    finding no shared storage, would write twice."""
+    aliases = {n for n, _ in model.named_parameters(remove_duplicate=False)} - {n for n, _ in model.named_parameters()}
+    return {name: tensor for name, tensor in state_dict.items() if name not in aliases}
 
 
 def write_card_files(folder: Path, shown_as: Path, generation: GenerationConfig, vocab: Any, templates: Templates,

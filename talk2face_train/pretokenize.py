@@ -15,7 +15,8 @@ images' sizes and modification times): a rerun with other settings, or after the
 edited, is refused instead of mixing old and new rows. One run at a time writes an `--out`: a
 second one finds `<out>.lock` held and stops (the lock is the OS's, released even by `kill -9`).
 
-The rows' schema and reading them back: talk2face_train/tokenized.py.
+The rows' schema and reading them back: talk2face_train/tokenized.py. The code grid and the
+attribute names are in the folder's own metadata too, so `datasets.load_from_disk` alone reads them.
 """
 
 from __future__ import annotations
@@ -32,18 +33,18 @@ from typing import Any
 
 import torch
 import datasets
-from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
+from datasets import Dataset, DatasetDict, DatasetInfo, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 
 from talk2face import shipped
 from talk2face.config import to_dict
 from talk2face.data.images import load_images
-from talk2face.data.record import SPLITS, FaceRecord
+from talk2face.data.record import ATTRIBUTES, SPLITS, FaceRecord
 from talk2face.data.sources import Source, open_source
 from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.fingerprint import weights_fingerprint
-from talk2face_train.tokenized import FEATURES, META_NAME, record_to_row
+from talk2face_train.tokenized import FEATURES, META_NAME, features, record_to_row
 
 
 def _image_path(source: Source, image: Any) -> Any:
@@ -167,8 +168,11 @@ def _tokenize(vq: Any, vqgan_dir: str | Path, data: str | Path, out: Path, batch
     datasets.disable_progress_bars()  # one bar for the whole job, not one per shard written
     try:
         _write_shards(vq, source, shards, shard_dir, batch_size, total, done)
+        # the grid and attribute names go into the assembled folder's own metadata (tokenized.features);
+        # shards keep plain FEATURES, so shards of a run begun by an older version still assemble
+        info = DatasetInfo(features=features(vq.grid_size, vq.n_codes))
         dataset = DatasetDict({
-            split: concatenate_datasets([load_from_disk(str(shard_dir[split, i])) for i, _ in chunks])
+            split: concatenate_datasets([load_from_disk(str(shard_dir[split, i])) for i, _ in chunks], info=info)
             for split, chunks in shards.items()
         })
         assembled = work / "final"
@@ -179,8 +183,8 @@ def _tokenize(vq: Any, vqgan_dir: str | Path, data: str | Path, out: Path, batch
             datasets.enable_progress_bars()
     meta = {
         "vqgan": job["vqgan"], "vqgan_fingerprint": weights_fingerprint(vqgan_dir), "vqgan_config": job["vqgan_config"],
-        "n_codes": vq.n_codes,
-        "grid_size": list(vq.grid_size), "image_size": vq.image_size, "data": str(data), "source": source.name,
+        "n_codes": vq.n_codes, "grid_size": list(vq.grid_size), "attributes": list(ATTRIBUTES),
+        "image_size": vq.image_size, "data": str(data), "source": source.name,
         "counts": {split: len(ds) for split, ds in dataset.items()},
         "edits": {split: sum(1 for r in recs if r.edit is not None) for split, recs in records.items()},
     }

@@ -9,6 +9,10 @@ Schema (one row per record; the decoder's training code depends on it):
     captions: list<string>; caption_attributes: list<list<string>>
     edit_source_codes: list<uint16> (empty if not an edit); edit_instructions: list<string>
     edit_attribute: string ("" if none); edit_value: int32
+
+The folder describes itself to plain `datasets.load_from_disk` (see `features`): the id of a
+`codes` item holds the grid {"grid_size": [h, w], "n_codes": K}, the id of an `attributes` item
+the attribute names in column order. tokenize.json repeats them, with the VQGAN that made the codes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import DatasetDict, Features, List, Value, load_from_disk
+from datasets import Dataset, DatasetDict, Features, List, Value, load_from_disk
 
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.errors import UserError
@@ -40,6 +44,22 @@ FEATURES = Features({
     "edit_attribute": Value("string"),
     "edit_value": Value("int32"),
 })
+
+
+def features(grid_size: Sequence[int], n_codes: int) -> Features:
+    """FEATURES, with how to read the code and attribute columns in their item features' `id`:
+    datasets keeps features in the folder's own metadata (each split's dataset_info.json and Arrow
+    schema), where a feature's id survives `load_from_disk` (a list's own id does not)."""
+    code = Value("uint16", id=json.dumps({"grid_size": list(grid_size), "n_codes": n_codes}))
+    attribute = Value("int8", id=json.dumps(list(ATTRIBUTES)))
+    return Features({**FEATURES, "codes": List(code), "attributes": List(attribute)})
+
+
+def description(split: Dataset) -> dict[str, Any]:
+    """What a split's own metadata says of its columns (`features`): any of "grid_size", "n_codes"
+    and "attributes"; nothing for folders tokenized before they said it."""
+    code, attribute = split.features["codes"].feature.id, split.features["attributes"].feature.id
+    return {**(json.loads(code) if code else {}), **({"attributes": json.loads(attribute)} if attribute else {})}
 
 
 def record_to_row(record: FaceRecord, codes: np.ndarray, edit_codes: np.ndarray | None) -> dict[str, Any]:
@@ -129,12 +149,14 @@ def label_mask(table: Sequence[Any], label: str) -> np.ndarray:
 
 
 def load_tokenized(directory: str | Path) -> tuple[DatasetDict, dict[str, Any]]:
-    """Open a folder written by `tokenize`: (DatasetDict of FEATURES rows, tokenize.json)."""
+    """Open a folder written by `tokenize`: (DatasetDict of FEATURES rows, tokenize.json), its
+    "grid_size", "n_codes" and "attributes" as the data's own metadata says them (`description`);
+    a folder written before that has them from tokenize.json, and its attributes are ATTRIBUTES."""
     directory = Path(directory)
     meta_path = directory / META_NAME
     if not meta_path.is_file():
         raise UserError(f"not a tokenized data folder (no {META_NAME}): {directory}")
-    meta = json.loads(meta_path.read_text())
+    meta = {"attributes": list(ATTRIBUTES), **json.loads(meta_path.read_text())}
     dataset = load_from_disk(str(directory))
     if not isinstance(dataset, DatasetDict):
         raise UserError(f"{directory}: expected a DatasetDict")
@@ -142,4 +164,8 @@ def load_tokenized(directory: str | Path) -> tuple[DatasetDict, dict[str, Any]]:
         missing = sorted(set(FEATURES) - set(ds.features))
         if missing:
             raise UserError(f"{directory}: split {split!r} lacks columns {missing}")
+        meta.update(description(ds))
+    if meta["attributes"] != list(ATTRIBUTES):  # row_to_record and label_mask read the columns in ATTRIBUTES order
+        raise UserError(f"{directory}: its attribute columns are {meta['attributes']}, not this version's ATTRIBUTES; "
+                        "tokenize it again")
     return dataset, meta

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from accelerate import Accelerator, PartialState
-from accelerate.utils import LoggerType, TorchDynamoPlugin, set_seed
+from accelerate.utils import LoggerType, TorchDynamoPlugin, is_compiled_module, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -375,6 +375,17 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def save_model_folder(accelerator: Accelerator, model: torch.nn.Module, directory: Path, vocab: Vocab,
+                      cfg: TrainConfig, card: dict, share_vqgan: bool) -> None:
+    """Write the model folder of the prepared `model`. Every process calls this: gathering the full
+    weights of a sharded model (FSDP, DeepSpeed ZeRO-3) is a collective; the main process writes."""
+    # past the compiled wrapper, whose state dict would prefix every name with `_orig_mod.`
+    state_dict = accelerator.get_state_dict(model._orig_mod if is_compiled_module(model) else model)
+    if accelerator.is_main_process:
+        save_checkpoint_folder(directory, accelerator.unwrap_model(model, keep_torch_compile=False), vocab, cfg.data.vqgan,
+                               cfg.data.templates, to_dict(cfg), card, share_vqgan=share_vqgan, state_dict=state_dict)
+
+
 @dataclass
 class TrainResult:
     final_dir: Path  # the Talk2Face checkpoint folder
@@ -446,10 +457,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         "processes": accelerator.num_processes,  # data-parallel ranks (the global batch is this x batch_size)
     }
 
-    def save_model_folder(directory: Path, share_vqgan: bool) -> None:
+    def save(directory: Path, share_vqgan: bool) -> None:  # on every process (save_model_folder)
         card.update(step=step, trained_tokens=tokens)  # tokens this process trained on (all processes)
-        save_checkpoint_folder(directory, accelerator.unwrap_model(model, keep_torch_compile=False), vocab, cfg.data.vqgan, cfg.data.templates,
-                               to_dict(cfg), card, share_vqgan=share_vqgan)
+        save_model_folder(accelerator, model, directory, vocab, cfg, card, share_vqgan)
 
     if log_with:
         accelerator.init_trackers(cfg.project, config=hyperparameters(to_dict(cfg)))
@@ -494,8 +504,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             accelerator.print(f"step {step} validation loss: " + ", ".join(f"{t} {v:.3f}" for t, v in val.items()))
         if step % cfg.save_every == 0 and step < cfg.optim.max_steps:
             save_state(accelerator, cfg.output_dir, step, cfg.keep_checkpoints)
-        if cfg.evaluable_every and step % cfg.evaluable_every == 0 and accelerator.is_main_process:
-            save_model_folder(Path(cfg.output_dir) / "evaluable" / f"step_{step:08d}", share_vqgan=True)
+        if cfg.evaluable_every and step % cfg.evaluable_every == 0:
+            save(Path(cfg.output_dir) / "evaluable" / f"step_{step:08d}", share_vqgan=True)
         if step >= cfg.optim.max_steps:
             break
     progress.close()
@@ -503,9 +513,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     final = Path(cfg.output_dir) / "final"
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        save_model_folder(final, share_vqgan=False)
-        accelerator.print(f"saved {final}")
+    save(final, share_vqgan=False)
+    accelerator.print(f"saved {final}")
     accelerator.end_training()
     return TrainResult(final, losses, steady_tokens / steady_s)
 

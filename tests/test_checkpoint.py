@@ -1,5 +1,5 @@
-"""A checkpoint folder that names a shared image tokenizer (a shipped model, a run's intermediate folders) and
-stores its decoder in fp16 (a shipped model)."""
+"""A checkpoint folder that names a shared image tokenizer (a shipped model, a run's intermediate folders),
+stores its decoder in fp16 (a shipped model), or is written from gathered (FSDP) weights."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import shutil
 
 import pytest
 import torch
+import yaml
+from safetensors.torch import load_file
 
 from conftest import tiny_train_args
-from talk2face.checkpoint import CARD_FILE, load_decoder
+from talk2face.checkpoint import CARD_FILE, README_FILE, TRAIN_CONFIG_FILE, load_decoder, save_checkpoint_folder
 from talk2face.errors import UserError
 from talk2face.fingerprint import weights_fingerprint
 from talk2face.facade import Talk2Face
+from talk2face.vocab import Vocab
 from talk2face_train.train import main
 
 
@@ -64,3 +67,21 @@ def test_a_missing_shared_tokenizer_is_named(tiny_model, tmp_path):
     shutil.rmtree(shared)
     with pytest.raises(UserError, match=r"names the image tokenizer \.\./\.\./tokenizers/tiny-vqgan .* is missing"):
         Talk2Face.from_pretrained(model_dir)
+
+
+def test_gathered_weights_write_the_folder_the_model_itself_writes(tiny_model, tmp_path):
+    """FSDP's full state dict holds a copy per name (the tied lm_head too, in storage of its own); the
+    folder must not change. The tiny model's own folder was written by the trainer from its state dict."""
+    model = load_decoder(tiny_model)
+    args = (Vocab.from_pretrained(tiny_model), tiny_model / "vqgan", tiny_model / "templates",
+            yaml.safe_load((tiny_model / TRAIN_CONFIG_FILE).read_text()), json.loads((tiny_model / CARD_FILE).read_text()))
+    own = save_checkpoint_folder(tmp_path / "own", model, *args)
+    gathered = save_checkpoint_folder(tmp_path / "gathered", model, *args,
+                                      state_dict={name: w.clone() for name, w in model.state_dict().items()})
+    files = sorted(p.relative_to(own) for p in own.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(gathered) for p in gathered.rglob("*") if p.is_file())
+    for name in files:  # byte for byte, but the card's snippets that name the folder's own path
+        assert name.name == README_FILE or (own / name).read_bytes() == (gathered / name).read_bytes(), name
+    trained, saved = load_file(tiny_model / "model.safetensors"), load_file(own / "model.safetensors")
+    assert trained.keys() == saved.keys() and "lm_head.weight" not in saved
+    assert all(torch.equal(trained[k], saved[k]) for k in saved)

@@ -43,6 +43,9 @@ def test_two_cpu_processes_train_as_one_at_the_same_global_batch(tiny_world, tmp
     two = tmp_path / "two"
     losses = launch(2, tiny_train_args(tiny_world, two, "--batch_size=4", *STEPS))
     assert json.loads((two / "final" / "talk2face.json").read_text())["processes"] == 2
+    # every rank gathered the weights (a collective under FSDP), the main one wrote them: as one process does
+    names = load_file(tmp_path / "one" / "final" / "model.safetensors").keys()
+    assert load_file(two / "final" / "model.safetensors").keys() == names
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == ["step_00000003"]  # one copy, not one per rank
     # each rank's RNG state is in it (a rank still writing when the main one renamed the folder left
     # a `.tmp` with its state behind, under load)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from datasets import Features, List, Value, load_from_disk
 from PIL import Image
 
 import talk2face_train.pretokenize as pretok
@@ -66,7 +67,7 @@ def test_tokenize_schema_codes_and_records(setup):
     meta = pretok.tokenize(vq_dir, src, tmp / "out", batch_size=4, shard_size=3)
     assert meta["counts"] == {"train": 7, "test": 3} and meta["grid_size"] == [8, 8] and meta["n_codes"] == 300
     data, meta2 = tokenized.load_tokenized(tmp / "out")
-    assert meta2 == meta and data["train"].features == tokenized.FEATURES
+    assert meta2 == meta and data["train"].features == tokenized.features((8, 8), 300)
     vq = VQGAN.from_pretrained(vq_dir)
     expected = vq.encode(load_images([src / "train" / f"{i}.png" for i in range(7)], 16)).numpy()
     assert str(data["train"].data.schema.field("codes").type) == "list<item: uint16>"  # on disk
@@ -85,6 +86,31 @@ def test_tokenize_schema_codes_and_records(setup):
     rec = tokenized.row_to_record(row)
     assert rec.attributes is None and rec.edit is None and rec.age is None and rec.identity == "p4"
     assert tokenized.row_to_record(data["train"][5]).age == 25
+
+
+def test_the_folder_says_its_grid_and_attribute_names_to_plain_datasets(setup):
+    vq_dir, src, tmp = setup
+    pretok.tokenize(vq_dir, src, tmp / "out", batch_size=4, shard_size=3)  # train: 3 shards assembled
+    (tmp / "out" / tokenized.META_NAME).unlink()
+    for split in load_from_disk(str(tmp / "out")).values():
+        assert json.loads(split.features["codes"].feature.id) == {"grid_size": [8, 8], "n_codes": 300}
+        assert json.loads(split.features["attributes"].feature.id) == list(ATTRIBUTES)
+
+
+def test_a_folder_without_that_opens_from_tokenize_json_and_other_attributes_are_refused(setup):
+    vq_dir, src, tmp = setup
+    meta = pretok.tokenize(vq_dir, src, tmp / "out", batch_size=4)
+    old = tmp / "old"  # as tokenized before: plain FEATURES, a tokenize.json without attribute names
+    load_from_disk(str(tmp / "out")).cast(tokenized.FEATURES).save_to_disk(str(old))
+    (old / tokenized.META_NAME).write_text(json.dumps({k: v for k, v in meta.items() if k != "attributes"}))
+    data, old_meta = tokenized.load_tokenized(old)
+    assert tokenized.description(data["train"]) == {} and old_meta == meta
+    other = tmp / "other"  # a version whose attribute list differs
+    renamed = Features({**tokenized.FEATURES, "attributes": List(Value("int8", id=json.dumps(["Smiling", "Male"])))})
+    load_from_disk(str(tmp / "out")).cast(renamed).save_to_disk(str(other))
+    (other / tokenized.META_NAME).write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"attribute columns are \['Smiling', 'Male'\], not this version's ATTRIBUTES"):
+        tokenized.load_tokenized(other)
 
 
 def test_tokenize_resumes_after_interruption(setup, monkeypatch):

@@ -141,6 +141,21 @@ def test_age_sigma_scores_a_near_age_better_than_a_far_one():
     assert loss(3.0, 35) < loss(3.0, 34)
 
 
+def test_every_process_gathers_the_weights_and_only_the_main_one_writes(tmp_path):
+    """Under FSDP the full state dict is a collective: a rank that skipped it would hang the others."""
+    from unittest.mock import Mock
+
+    from talk2face_train.train import save_model_folder
+
+    model = torch.nn.Linear(2, 2)
+    for prepared in (model, torch.compile(model)):  # gathered from the module itself, not its compiled wrapper
+        accelerator = Mock(is_main_process=False)
+        save_model_folder(accelerator, prepared, tmp_path / "folder", None, TrainConfig(), {}, share_vqgan=False)
+        accelerator.get_state_dict.assert_called_once_with(model)
+        accelerator.unwrap_model.assert_not_called()
+    assert not any(tmp_path.iterdir())
+
+
 def test_dataloader_workers_start_under_spawn(tiny_world, tmp_path):
     """macOS, Windows and Python 3.14 do not fork: the dataset and collate must pickle."""
     import multiprocessing
