@@ -113,3 +113,22 @@ def test_inception_features_take_pixels_and_bad_files_are_named(inception_file, 
         InceptionFeatures(tmp_path / "junk.pt")
     with pytest.raises(UserError, match="not found"):
         InceptionFeatures(tmp_path / "missing.pt")
+
+
+def test_edits_are_judged_with_the_draws_and_keep_weight_asked_for(tiny_model, tiny_world, tiny_evaluator, tmp_path,
+                                                                     monkeypatch):
+    from talk2face.facade import Talk2Face
+
+    asked = []
+    edit, in_place = Talk2Face.edit, Talk2Face.edit_in_place
+    monkeypatch.setattr(Talk2Face, "edit", lambda self, *a, **kw: asked.append(
+        ("edit", kw["candidates"], kw["keep_weight"], kw["plan"])) or edit(self, *a, **kw))
+    monkeypatch.setattr(Talk2Face, "edit_in_place", lambda self, *a, **kw: asked.append(
+        ("in place", kw["candidates"], kw["keep_weight"], None)) or in_place(self, *a, **kw))
+    out = tmp_path / "eval"
+    argv = ["eval", "--model", str(tiny_model), "--data", str(tiny_world["synface"]), "--evaluator", str(tiny_evaluator),
+            "--out", str(out), "--fast", "--tasks", "edit", "--edit-candidates", "2", "--edit-keep-weight", "7"]
+    assert main(argv) == 0
+    assert ("edit", 2, 7.0, True) in asked and ("edit", 2, 7.0, False) in asked  # planned, and whole face beside
+    assert {a[1:3] for a in asked} == {(2, 7.0)}
+    assert "edit candidates 2, edit keep weight 7.0" in json.loads((out / "report.json").read_text())["meta"]["settings"]

@@ -60,6 +60,7 @@ class EvalConfig:
     cfg_scale: float = 3.0  # guidance for text-to-face and edit
     rerank: int = 1  # text-to-face: keep the best of N samples by the model's own caption likelihood
     edit_candidates: int = 8  # draws per prompt of a planned or in-place edit, the best kept (Talk2Face.edit's default)
+    edit_keep_weight: float = 3.0  # how much keeping the other attributes counts in that choice (Talk2Face.edit's default)
     top_k: int = 0
     seed: int = 0
     batch_size: int = 32
@@ -313,7 +314,7 @@ class Benchmark:
         for label, plan in routes.items():
             edited = load_images(self.model.edit(sources, instructions, cfg_scale=self.cfg.cfg_scale, seed=self.cfg.seed,
                                                  batch_size=self.cfg.batch_size, candidates=self.cfg.edit_candidates,
-                                                 plan=plan), self.size)
+                                                 keep_weight=self.cfg.edit_keep_weight, plan=plan), self.size)
             dst_probs, dst_ages, _ = self.judge(edited)
             rows[label] = {**edit_scores(names, requested, src_probs.numpy() >= 0.5, dst_probs.numpy() >= 0.5,
                                          dst_ages, source_pixels, edited, regions), "n": len(records)}
@@ -332,6 +333,7 @@ class Benchmark:
             order = [i for idx in groups.values() for i in idx]
             in_place = torch.cat([load_images(self.model.edit_in_place(
                 [sources[i] for i in idx], attribute, bool(value), candidates=self.cfg.edit_candidates,
+                keep_weight=self.cfg.edit_keep_weight,
                 cfg_scale=self.cfg.cfg_scale, seed=self.cfg.seed, batch_size=self.cfg.batch_size), self.size)
                 for (attribute, value), idx in groups.items()])
             probs, ages, _ = self.judge(in_place)
@@ -368,7 +370,8 @@ class Benchmark:
                                             "evaluator_weights": FaceEvaluator.fingerprint(self.cfg.evaluator) if self.cfg.evaluator else "none",
                                             "settings": f"limit {self.cfg.limit}, seed {self.cfg.seed}, cfg_scale "
                                                         f"{self.cfg.cfg_scale}, samples_per_prompt {self.cfg.samples_per_prompt}, "
-                                                        f"rerank {self.cfg.rerank}, edit candidates {self.cfg.edit_candidates}",
+                                                        f"rerank {self.cfg.rerank}, edit candidates {self.cfg.edit_candidates}, "
+                                                        f"edit keep weight {self.cfg.edit_keep_weight}",
                                             "cpu": cpu_model(),
                                             "date": time.strftime("%Y-%m-%d %H:%M")}}
         trained = set(self.card.get("tasks", TASKS))
@@ -429,6 +432,8 @@ def check_config(cfg: EvalConfig) -> None:
         raise UserError(f"--rerank {cfg.rerank}: must be at least 1 (1 = keep every sample)")
     if cfg.edit_candidates < 1:
         raise UserError(f"--edit-candidates {cfg.edit_candidates}: must be at least 1")
+    if not cfg.edit_keep_weight >= 0:
+        raise UserError(f"--edit-keep-weight {cfg.edit_keep_weight}: must be a number >= 0")
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UserError(f"--out {cfg.out} is a file: the report is a folder (report.json, report.md, pictures)")
     check_device(cfg.device)
@@ -452,6 +457,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="text-to-face: sample N faces per kept one, keep the best by the model's caption likelihood")
     parser.add_argument("--edit-candidates", type=int, default=defaults.edit_candidates,
                         help="draws per prompt of a planned or in-place edit, the best kept by the model's own reading")
+    parser.add_argument("--edit-keep-weight", type=float, default=defaults.edit_keep_weight,
+                        help="how much keeping the other attributes counts against showing the change in that choice")
     parser.add_argument("--fast", action="store_true", help="a few faces per task (tests)")
     parser.add_argument("--inception", default="", help="local FID Inception file (inception-2015-12-05.pt): adds FID")
     parser.add_argument("--json", action="store_true",
@@ -465,7 +472,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown task(s) {unknown}; choose from {','.join(TASKS)}")
     cfg = EvalConfig(model=args.model, data=args.data, evaluator=args.evaluator, out=args.out, tasks=tasks,
                      limit=args.limit, samples_per_prompt=args.samples_per_prompt, cfg_scale=args.cfg_scale,
-                     seed=args.seed, rerank=args.rerank, edit_candidates=args.edit_candidates, fast=args.fast, inception=args.inception)
+                     seed=args.seed, rerank=args.rerank, edit_candidates=args.edit_candidates,
+                     edit_keep_weight=args.edit_keep_weight, fast=args.fast, inception=args.inception)
     check_config(cfg)
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         Benchmark(cfg).run()  # its per-task lines go to stderr then: stdout holds the JSON alone
