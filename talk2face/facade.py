@@ -394,7 +394,7 @@ class Talk2Face:
         wanted = torch.tensor([bool(v) for _, v in changes])[:, None]  # (N, 1)
         p_target = p_cand[asked].view(n, per_face)
         change = torch.where(wanted, p_target, 1 - p_target).clamp_min(1e-6).log()  # (N, P*C)
-        others = agree.masked_fill(asked, 0.0).sum(-1) / (agree.shape[-1] - 1)  # (N, P*C)
+        others = agree.masked_fill(asked, 0.0).sum(-1) / max(1, agree.shape[-1] - 1)  # (N, P*C); 0 with one attribute
         best = (change + keep_weight * others).argmax(1)  # (N,)
         return pool[torch.arange(n), best.to(pool.device)]
 
