@@ -51,6 +51,7 @@ def test_eval_writes_every_task(tiny_model, tiny_world, tiny_evaluator, inceptio
             "true edited faces through the VQGAN (ceiling)"} <= set(report["edit"]["metrics"])  # trained on edit_plan
     plan = report["edit_plan"]["metrics"]
     assert plan["model"]["n"] == plan["most frequent change in training (baseline)"]["n"] > 0
+    assert 0 < plan["model (held-out free-style instructions)"]["n"] <= plan["model"]["n"]
     md = (out / "report.md").read_text()
     assert "## age" in md and (out / "age_age_scatter.png").exists() and (out / "text_to_face.png").exists()
 

@@ -306,3 +306,19 @@ def test_heldout_prompts_claim_the_sex_and_age_they_state():
                 assert all(a[k] == v for k, v in claims.items()), (text, said)  # every claim true
                 gendered = re.search(r"\b(lady|gentleman|guy|gal|lad|lass|grandpa|grandma)\b", text)
                 assert ("Male" in claims) == bool(gendered), text
+
+
+def test_heldout_instructions_ask_every_editable_change_in_words_no_training_instruction_uses():
+    from talk2face.data.synface.edits import _INSTRUCTIONS, EDITABLE
+    from talk2face.data.synface.freestyle import heldout_instruction
+
+    rng = np.random.default_rng(0)
+    training = {i.format(obj="them", pos="their", sub="they") for adds, drops in _INSTRUCTIONS.values() for i in (*adds, *drops)}
+    for attribute in EDITABLE:
+        if attribute == "age":
+            assert heldout_instruction("age", 40, rng) is None
+            continue
+        for value in (True, False):
+            said = {heldout_instruction(attribute, value, rng) for _ in range(20)}
+            assert None not in said and not said & training
+            assert all(bool(re.search(r"without|minus|lose", s)) != value for s in said)  # asks for it, or for its absence

@@ -350,7 +350,8 @@ class Benchmark:
                 "examples": [{"instruction": i, "attribute": a, "value": v} for i, (a, v) in zip(instructions[:8], requested)]}
 
     def edit_plan(self) -> dict[str, Any]:
-        """How often the model names the change an instruction asks for (every phrasing of every test edit)."""
+        """How often the model names the change an instruction asks for: every phrasing of every test
+        edit, and one held-out free-style wording per edit (talk2face/data/synface/freestyle.py)."""
         records = [r for r in self.edits if r.edit is not None]
         if not records:
             raise UserError("the test split has no edit pairs")
@@ -360,6 +361,14 @@ class Benchmark:
         majority = train.most_common(1)[0][0] if train else None
         rows = {"model": _plan_scores(named, [c for _, c in asked]),
                 "most frequent change in training (baseline)": _plan_scores([majority] * len(asked), [c for _, c in asked])}
+        from talk2face.data.synface.freestyle import heldout_instruction
+
+        rng = np.random.default_rng(self.cfg.seed)  # one held-out wording per edit that has one
+        heldout = [(i, (r.edit.attribute, r.edit.value)) for r in records
+                   if (i := heldout_instruction(r.edit.attribute, r.edit.value, rng)) is not None]
+        if heldout:
+            said = self.model.plan_edits([self.model.free_text(i) for i, _ in heldout], self.cfg.batch_size)
+            rows["model (held-out free-style instructions)"] = _plan_scores(said, [c for _, c in heldout])
         wrong = [{"instruction": i, "asked": f"{a} {v}", "named": str(n)} for (i, (a, v)), n in zip(asked, named)
                  if not _same_change(n, (a, v))]
         return {"metrics": rows, "examples": wrong[:8]}

@@ -111,3 +111,21 @@ def heldout_prompt_claims(record: FaceRecord, rng: np.random.Generator, n: int =
 def heldout_prompts(record: FaceRecord, rng: np.random.Generator, n: int = 5) -> list[str]:
     """`n` held-out free-style descriptions of the face in `record` (see `heldout_prompt_claims`)."""
     return [text for text, _ in heldout_prompt_claims(record, rng, n)]
+
+
+# Held-out edit instructions: asking for a feature, or for its absence, worded unlike edits.py's
+# instructions ("add glasses", "remove the hat") and with the held-out phrases above.
+ASK_FRAMES: tuple[str, ...] = ("could this person get {feat}?", "now with {feat}, please", "I want {feat} on this face")
+DROP_FRAMES: tuple[str, ...] = ("this person without {feat}, please", "the same face minus {feat}", "lose {feat}")
+# No_Beard is present when the chin is bare: asking for it asks for a shave
+EDIT_PHRASES: dict[str, tuple[str, ...]] = {**HELDOUT_PHRASES, "No_Beard": ("a bare, shaven chin", "a smooth chin")}
+
+
+def heldout_instruction(attribute: str, value: bool | int, rng: np.random.Generator) -> str | None:
+    """A held-out free-style instruction asking `attribute` = `value`, or None (an age edit, or an
+    attribute without held-out phrases)."""
+    phrases = EDIT_PHRASES.get(attribute)
+    if not phrases:
+        return None
+    frames = ASK_FRAMES if value else DROP_FRAMES
+    return frames[int(rng.integers(len(frames)))].format(feat=phrases[int(rng.integers(len(phrases)))])
