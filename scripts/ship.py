@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 from benchmarks import vqgan as vqgan_bench
 from talk2face import shipped
 from talk2face.checkpoint import (CARD_FILE, README_FILE, TEMPLATES_SUBDIR, VQGAN_SUBDIR, check_checkpoint_folder,
-                                  load_decoder, read_card, read_vqgan_config, vqgan_folder, vqgan_reference,
+                                  load_decoder, read_card, vqgan_folder, vqgan_reference,
                                   write_card_files)
 from talk2face.data.sources import open_source
 from talk2face.errors import UserError
@@ -198,7 +198,7 @@ def ship_model(args: argparse.Namespace) -> None:
         f"- Machine: {cpu_model()}. Shipped on {datetime.date.today().isoformat()}.",
     ]
     write_card_files(dest, dest, GenerationConfig.from_pretrained(dest), Vocab.from_pretrained(dest),
-                     Templates.load(dest / TEMPLATES_SUBDIR), read_vqgan_config(tokenizer), card, trained,
+                     Templates.load(dest / TEMPLATES_SUBDIR), VQGAN.read_config(tokenizer), card, trained,
                      title="SynFace talk2face model (the default model)", about=about, made=made,
                      report=report_dir / "report.md")
     print(f"shipped {dest} ({size_mb:.1f} MB); make eval: {report_dir / 'report.md'}")

@@ -31,12 +31,12 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
 from talk2face import face_grid, prefix_lm
-from talk2face.config import from_dict
 from talk2face.errors import UserError, read_json
 from talk2face.fingerprint import weights_fingerprint
 from talk2face.model_card import model_card
 from talk2face.templates import Templates
 from talk2face.vqgan.config import VQGANConfig
+from talk2face.vqgan.model import VQGAN
 
 VQGAN_SUBDIR = "vqgan"
 TEMPLATES_SUBDIR = "templates"
@@ -80,7 +80,7 @@ def save_checkpoint_folder(
     shutil.copytree(templates_dir, tmp / TEMPLATES_SUBDIR)
     (tmp / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(train_config, sort_keys=False))
     generation = copy.deepcopy(model.generation_config)  # the training model's own stays as it is
-    write_card_files(tmp, out_dir, generation, vocab, Templates.load(templates_dir), read_vqgan_config(vqgan_dir),
+    write_card_files(tmp, out_dir, generation, vocab, Templates.load(templates_dir), VQGAN.read_config(vqgan_dir),
                      card, train_config)
     # the old folder stays until the new one is in place: a kill at any point leaves one of them whole
     shutil.rmtree(old, ignore_errors=True)
@@ -109,13 +109,6 @@ def write_card_files(folder: Path, shown_as: Path, generation: GenerationConfig,
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     model_card(shown_as, card, train_config, templates, vqgan, max_new_tokens=generation.max_new_tokens,
                **readme).save(folder / README_FILE)
-
-
-def read_vqgan_config(directory: Path) -> VQGANConfig:
-    """The architecture of a VQGAN folder, without loading its weights."""
-    meta = read_json(directory / "config.json")
-    meta.pop("model_type", None)
-    return from_dict(VQGANConfig, meta, str(directory / "config.json"))
 
 
 def longest_answer(vocab: Any, templates: Templates, card: dict[str, Any], vqgan: VQGANConfig) -> int:

@@ -14,10 +14,11 @@ from huggingface_hub import ModelCard
 from transformers import GenerationConfig
 
 from conftest import tiny_train_args
-from talk2face.checkpoint import (TEMPLATES_SUBDIR, longest_answer, read_card, read_vqgan_config, vqgan_folder,
+from talk2face.checkpoint import (TEMPLATES_SUBDIR, longest_answer, read_card, vqgan_folder,
                                   write_card_files)
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
+from talk2face.vqgan import VQGAN
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_max_new_tokens_fits_the_longest_answer(run):
     attributes = templates.get("attributes").attributes.render(dict.fromkeys(card["attributes"], True))
     face = 4 * 4 + 2  # <boi>, h*w codes, <eoi>
     assert GenerationConfig.from_pretrained(path).max_new_tokens == max(face, len(vocab.encode(attributes)) + 1) > face
-    vqgan = read_vqgan_config(vqgan_folder(path))
+    vqgan = VQGAN.read_config(vqgan_folder(path))
     assert longest_answer(vocab, templates, {**card, "tasks": ["text_to_face", "caption"]}, vqgan) == face
 
 
@@ -73,7 +74,7 @@ def test_a_shipped_card_keeps_its_story_and_links_the_report_pictures(tiny_model
     (shipped / "eval" / "report.md").write_text("# talk2face eval\n\n## age\n\n| | MAE |\n|---|---:|\n| model | 9.1 |\n\n"
                                                 "![age: predicted vs true age](age_age_scatter.png)\n")
     write_card_files(shipped, shipped, GenerationConfig.from_pretrained(shipped), Vocab.from_pretrained(shipped),
-                     Templates.load(shipped / TEMPLATES_SUBDIR), read_vqgan_config(shipped / "vqgan"),
+                     Templates.load(shipped / TEMPLATES_SUBDIR), VQGAN.read_config(shipped / "vqgan"),
                      read_card(shipped), yaml.safe_load((shipped / "train_config.yaml").read_text()),
                      title="Tiny shipped model", about="Weights stored in fp16.", made=["- Machine: here."],
                      report=shipped / "eval" / "report.md")

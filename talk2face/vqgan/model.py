@@ -181,21 +181,28 @@ class VQGAN(nn.Module):
         codebook that made them, so pre-tokenized data and training compare this."""
         return weights_fingerprint(directory)
 
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> VQGAN:
-        """Load a folder written by `save_pretrained`, in eval mode."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise UserError(f"not a VQGAN folder: {path} is missing")
+    @staticmethod
+    def read_config(directory: str | Path) -> VQGANConfig:
+        """The architecture of a folder written by `save_pretrained` (its config.json), without its weights."""
+        config_path = Path(directory) / CONFIG_NAME
+        if not config_path.is_file():
+            raise UserError(f"not a VQGAN folder: {config_path} is missing")
         try:
             meta = json.loads(config_path.read_text())
         except json.JSONDecodeError as err:
             raise UserError(f"{config_path}: not valid JSON: {err}") from None
         if meta.pop("model_type", None) != MODEL_TYPE:
             raise UserError(f"{config_path}: model_type is not {MODEL_TYPE!r}")
-        model = cls(from_dict(VQGANConfig, meta, str(config_path)))
+        return from_dict(VQGANConfig, meta, str(config_path))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> VQGAN:
+        """Load a folder written by `save_pretrained`, in eval mode."""
+        config = cls.read_config(directory)
+        weights_path = Path(directory) / WEIGHTS_NAME
+        if not weights_path.is_file():
+            raise UserError(f"not a VQGAN folder: {weights_path} is missing")
+        model = cls(config)
         try:
             weights = load_file(str(weights_path))
         except Exception as err:  # safetensors raises its own error type for a truncated or corrupt file
@@ -239,4 +246,3 @@ def load_checked(model: nn.Module, state: dict[str, torch.Tensor], where: str) -
                 parts.append(f"{label} ({len(items)}): {', '.join(items[:8])}{more}")
         raise UserError(f"{where}: weights do not match the VQGAN config; " + "; ".join(parts))
     model.load_state_dict(state)
-
