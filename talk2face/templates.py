@@ -323,11 +323,13 @@ class Templates:
         """Whether `record` has every label `task` requires."""
         return all(record.has(label) for label in self.get(task).requires)
 
-    def change_words(self, t: Template) -> AttributeVerbalizer:
-        """How `{change}` names an attribute: in the attribute list's words when a template
-        defines that task (naming a change and reading an attribute then share tokens), else in
-        `t`'s own `attributes:` block."""
-        return self.templates["attributes"].attributes if "attributes" in self.templates else t.attributes
+    def verbalizer(self, t: Template) -> AttributeVerbalizer:
+        """How `t`'s answer words attributes: its own `attributes:` block, except for a `{change}`
+        answer, which uses the attribute list's words when a template defines that task (naming a
+        change and reading an attribute then share tokens)."""
+        if "change" in _names(t.target) and "attributes" in self.templates:
+            return self.templates["attributes"].attributes
+        return t.attributes
 
     # ---- rendering ------------------------------------------------------------------------------
 
@@ -374,7 +376,7 @@ class Templates:
         if record.has("edit"):
             instructions = record.edit.instructions
             values["instruction"] = instructions[int(rng.integers(len(instructions)))]
-            values.update(change=self.change_words(t).render_change(record.edit.attribute, record.edit.value),
+            values.update(change=self.verbalizer(t).render_change(record.edit.attribute, record.edit.value),
                           _label_change=(record.edit.attribute, record.edit.value))
         if record.age is not None:
             values.update(age=str(int(record.age)), _label_age=int(record.age))
@@ -437,9 +439,9 @@ class Templates:
                 return Parsed(False, reason=f"age {raw!r} is not a whole number", text=text)
             return Parsed(True, int(raw), text=text)
         if name == "attributes":
-            return t.attributes.parse(raw)
+            return self.verbalizer(t).parse(raw)
         if name == "change":
-            return self.change_words(t).parse_change(raw)
+            return self.verbalizer(t).parse_change(raw)
         if not raw:
             return Parsed(False, reason="empty caption", text=text)
         return Parsed(True, raw, text=text)
@@ -454,8 +456,9 @@ class Templates:
             for s in strings:
                 out.append("".join(lit for lit, _ in _fields(s, str(t.path))))
             if {"attributes", "change"} & set(_names(t.target)):
-                out.append(t.attributes.render({a: bool(i % 2) for i, a in enumerate(ATTRIBUTES)}))
-                out.append(t.attributes.render({a: not (i % 2) for i, a in enumerate(ATTRIBUTES)}))
+                words = self.verbalizer(t)
+                out.append(words.render({a: bool(i % 2) for i, a in enumerate(ATTRIBUTES)}))
+                out.append(words.render({a: not (i % 2) for i, a in enumerate(ATTRIBUTES)}))
         return [s for s in out if s.strip()]
 
     def answer_words(self) -> list[str]:
@@ -463,7 +466,7 @@ class Templates:
         words = []
         for t in self.templates.values():
             if {"attributes", "change"} & set(_names(t.target)):
-                words += [t.attributes.yes, t.attributes.no]
+                words += [self.verbalizer(t).yes, self.verbalizer(t).no]
         return sorted(set(words))
 
 
