@@ -313,7 +313,7 @@ class Talk2Face:
         sampling = Sampling(cfg_scale, temperature, top_k, top_p, seed)
         changes = self.plan_edits(read, batch_size) if plan and "edit_plan" in self.tasks else [None] * len(faces)
         planned = [i for i, c in enumerate(changes) if c is not None and c[0] in self.attributes]
-        whole = [i for i in range(len(faces)) if i not in set(planned)]
+        whole = sorted(set(range(len(faces))) - set(planned))
         codes = torch.from_numpy(faces.astype(np.int64)).to(self.device)  # (N, h*w), every row replaced below
         if planned:
             asked = [changes[i] for i in planned]
