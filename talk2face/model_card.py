@@ -9,7 +9,6 @@ card talk2face.json, the templates, the training config and the image tokenizer'
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,9 +125,9 @@ def use_section(path: str, card: dict[str, Any], train_config: dict[str, Any], t
              f'tokenizer = PreTrainedTokenizerFast.from_pretrained("{path}")']
     # a task whose first prompt has no face in it: the example then needs no image tokenizer
     asked = next((t for t in sorted(card["tasks"], key=lambda t: t != "text_to_face")  # the likeliest to be wanted
-                  if placeholders(templates.get(t).prompt_texts[0]) <= set(EXAMPLE_FIELDS)), None)
+                  if {name for _, name in templates.get(t).prompts[0] if name} <= set(EXAMPLE_FIELDS)), None)
     if asked is not None:
-        prompt = templates.get(asked).prompt_texts[0].format(**EXAMPLE_FIELDS)
+        prompt = templates.render_raw(templates.get(asked).prompt_texts[0], **EXAMPLE_FIELDS).prompt
         lines += [f"prompt = tokenizer({prompt!r}, add_special_tokens=False).input_ids  # task {asked}",
                   "ids = torch.tensor([[tokenizer.bos_token_id, *prompt, tokenizer.sep_token_id]])",
                   "answer = model.generate(ids)[0, ids.shape[1]:]", "print(tokenizer.decode(answer))"]
@@ -144,11 +143,6 @@ def use_section(path: str, card: dict[str, Any], train_config: dict[str, Any], t
         lines += ["", "A bare `AutoModelForCausalLM` load applies a causal mask to the prompt; load it with "
                   "`talk2face.checkpoint.load_decoder` (or Talk2Face)."]
     return [*lines, ""]
-
-
-def placeholders(template: str) -> set[str]:
-    """The `{name}` fields of a template string."""
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def training_section(card: dict[str, Any], train_config: dict[str, Any], made: Sequence[str]) -> list[str]:
