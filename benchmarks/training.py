@@ -5,7 +5,7 @@
 Runs `talk2face_train.train` on the `synface-small` config side by side in one process:
 1. the peak bf16 (and fp32) matmul rate of this machine (2048^2 matrices),
 2. `talk2face_train.train` with bf16 autocast and with fp32: tokens/s and the first losses of each,
-3. a bare PyTorch loop (forward, backward, AdamW step under the same autocast) over the very
+3. a bare PyTorch loop (forward, backward, the config's optimiser steps under the same autocast) over the very
    same batches and model: the training loop's overhead is the ratio of the two,
 4. model FLOP utilisation: (6 N + 12 L H T) FLOPs per token (PaLM, Chowdhery et al. 2022,
    appendix B) times tokens/s, over the measured bf16 peak.
@@ -29,7 +29,7 @@ from talk2face import shipped
 from talk2face.config import load_config
 from talk2face.modeling import MODEL_PRESETS, build_model
 from talk2face_train.sequences import collate
-from talk2face_train.train import TrainConfig, TrainingLoss, build_data, param_groups, train, training_set
+from talk2face_train.train import TrainConfig, TrainingLoss, build_data, optimizers_for, train, training_set
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 
@@ -69,10 +69,10 @@ def flops_per_token(cfg: TrainConfig, vocab_size: int, seq_len: float) -> float:
 
 
 def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: Vocab, bf16: bool) -> float:
-    """Tokens/s of plain forward/backward/AdamW over `batches` (the first 2 are warm-up)."""
+    """Tokens/s of plain forward/backward/optimiser steps over `batches` (the first 2 are warm-up)."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
-    opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+    optimizers = optimizers_for(cfg.optim, model)
     loss_of = TrainingLoss.from_config(cfg.data, vocab)
     tokens, t0 = 0, 0.0
     for i, batch in enumerate(batches):
@@ -82,8 +82,9 @@ def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: V
             loss = loss_of(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            optimizer.step()
+        model.zero_grad(set_to_none=True)
         tokens += int(batch["attention_mask"].sum())
     return tokens / (time.perf_counter() - t0)
 

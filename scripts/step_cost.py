@@ -5,8 +5,8 @@
 
 A variant is `name=FLAGS`: `experiments/synface-small.yaml` with those `--key=value` overrides
 (`+compile` also wraps the decoder in `torch.compile`, `+bf16` runs the step under bf16
-autocast). Each variant gets its own decoder and AdamW and the batches its own config builds
-from the same seed; the steps (forward, backward, clip, AdamW, as in talk2face_train.train) are
+autocast). Each variant gets its own decoder and optimisers and the batches its own config builds
+from the same seed; the steps (forward, backward, clip, optimiser steps, as in talk2face_train.train) are
 interleaved round-robin so that a change in machine load hits every variant alike. Prints min and median seconds per
 step after the warm-up steps. Time on an idle machine: the README's recipe table charges each
 variant its measured cost.
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from talk2face.config import load_config
 from talk2face_train.sequences import collate
 from talk2face.templates import Templates
-from talk2face_train.train import TrainConfig, TrainingLoss, build_data, build_decoder, build_vocab, param_groups, training_set
+from talk2face_train.train import TrainConfig, TrainingLoss, build_data, build_decoder, build_vocab, optimizers_for, training_set
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,8 +46,7 @@ class Variant:
         torch.manual_seed(cfg.seed)
         self.model = build_decoder(cfg, vocab).train()
         self.step_model = torch.compile(self.model, dynamic=True) if self.compiled else self.model
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                           betas=tuple(cfg.optim.betas))
+        self.optimizers = optimizers_for(cfg.optim, self.model)
         self.loss_of = TrainingLoss.from_config(cfg.data, vocab)
         builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
         dataset = training_set(cfg, builder, tables, (args.warmup + args.steps) * cfg.batch_size)
@@ -60,8 +59,9 @@ class Variant:
             loss = self.loss_of(self.step_model, self.batches[i])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers:
+            optimizer.step()
+        self.model.zero_grad(set_to_none=True)
         self.seconds.append(time.perf_counter() - start)
 
 

@@ -205,7 +205,7 @@ def train(cfg: EvaluatorTrainConfig) -> tuple[FaceEvaluator, dict[str, dict[str,
         attr_loss, age_loss = losses(m, images, attributes, ages, cfg.train.age_sigma)
         return attr_loss + cfg.train.age_weight * age_loss
 
-    probe = step_probe(model, lambda m: torch.optim.AdamW(m.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay),
+    probe = step_probe(model, lambda m: [torch.optim.AdamW(m.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)],
                        probe_loss, device)
     precision = resolve_precision(cfg.train.mixed_precision, cfg.out, probe, device)
     model.to(device)

@@ -102,26 +102,27 @@ def measure(make_step: Callable[[str], Callable[[], float]], device: str, repeat
     return PrecisionChoice(pick, rates, first, device, hardware)
 
 
-def step_probe(model: torch.nn.Module, make_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
+def step_probe(model: torch.nn.Module, make_optimizers: Callable[[torch.nn.Module], list[torch.optim.Optimizer]],
                loss_of: Callable[[torch.nn.Module], torch.Tensor], device: str) -> Callable[[str], Callable[[], float]]:
     """The `make_step` of `measure` for a training loop: a fresh copy of `model` per precision.
 
     Args:
         model: the freshly built model (left untouched).
-        make_optimizer: the copy -> its optimiser, as the training loop makes it.
+        make_optimizers: the copy -> its optimisers, as the training loop makes them.
         loss_of: the copy -> the loss of one fixed batch already on `device`.
         device: where the copies run.
     """
     def make_step(precision: str) -> Callable[[], float]:
         copy_ = copy.deepcopy(model).to(device)
-        optimizer = make_optimizer(copy_)
+        optimizers = make_optimizers(copy_)
 
         def step() -> float:
             with autocast(device, precision):
                 loss = loss_of(copy_)
-            optimizer.zero_grad(set_to_none=True)
+            copy_.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
             return loss.item()
         return step
     return make_step

@@ -39,6 +39,7 @@ from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
 from talk2face_train.checkpoints import checkpoints_dir, find_checkpoint, read_state, save_state
+from talk2face_train.optimizers import OPTIMIZERS, build_optimizers, check_sharding
 from talk2face_train.precision import resolve as resolve_precision
 from talk2face_train.precision import accelerator_for, step_probe
 from talk2face_train.precision import validate as validate_precision
@@ -94,7 +95,10 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3  # peak learning rate (AdamW)
+    # "adamw", or "muon": Muon on the layers' weight matrices, AdamW on embeddings, norms and
+    # biases, both at `lr` (talk2face_train.optimizers; README, recipe experiments)
+    name: str = "adamw"
+    lr: float = 1e-3  # peak learning rate
     min_lr_ratio: float = 0.0  # the cosine decays to lr * this
     weight_decay: float = 0.1  # on matrices only; norms and biases are not decayed
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
@@ -312,6 +316,8 @@ def check_config(cfg: TrainConfig) -> None:
     trackers(cfg.log_with)
     if not (math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0):
         raise UserError(f"optim.lr={cfg.optim.lr}: must be a positive number")
+    if cfg.optim.name not in OPTIMIZERS:
+        raise UserError(f"optim.name={cfg.optim.name!r} is not one of {list(OPTIMIZERS)}")
     validate_precision(cfg.mixed_precision)
     if not cfg.data.sources:
         raise UserError("data.sources is empty: name at least one pre-tokenized folder")
@@ -368,11 +374,9 @@ def hyperparameters(config: dict, prefix: str = "") -> dict[str, bool | int | fl
     return flat
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices (incl. embeddings); never norms or biases."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def optimizers_for(optim: OptimConfig, model: torch.nn.Module) -> list[torch.optim.Optimizer]:
+    """The optimisers `optim` names for `model` (one, or Muon beside AdamW)."""
+    return build_optimizers(model, optim.name, optim.lr, optim.weight_decay, tuple(optim.betas))
 
 
 def save_model_folder(accelerator: Accelerator, model: torch.nn.Module, directory: Path, vocab: Vocab,
@@ -417,8 +421,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     loss_of = TrainingLoss.from_config(cfg.data, vocab)
     with state.main_process_first():  # the main process measures and records; the others read it
         first_batch = {k: v.to(state.device) for k, v in collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id).items()}
-        probe = step_probe(model, lambda m: torch.optim.AdamW(param_groups(m, cfg.optim.weight_decay), lr=cfg.optim.lr),
-                           lambda m: loss_of(m, first_batch),
+        probe = step_probe(model, partial(optimizers_for, cfg.optim), lambda m: loss_of(m, first_batch),
                            state.device.type)
         precision = resolve_precision(cfg.mixed_precision, cfg.output_dir, probe, state.device.type, log=state.print)
     log_with = installed_trackers(trackers(cfg.log_with), warn=state.is_main_process)
@@ -429,12 +432,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         project_dir=cfg.output_dir,
         dynamo_plugin=TorchDynamoPlugin(backend="inductor", dynamic=True) if cfg.compile else None,
     )
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+    check_sharding(cfg.optim.name, accelerator.distributed_type)
+    optimizers = optimizers_for(cfg.optim, model)
     # accelerate steps a prepared scheduler once per process per optimizer step.
     n = accelerator.num_processes
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: warmup_cosine(
-        i, cfg.optim.warmup_steps * n, cfg.optim.max_steps * n, cfg.optim.min_lr_ratio))
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: warmup_cosine(
+        i, cfg.optim.warmup_steps * n, cfg.optim.max_steps * n, cfg.optim.min_lr_ratio)) for optimizer in optimizers]
+    model, loader, *prepared = accelerator.prepare(model, loader, *optimizers, *schedulers)
+    optimizers, schedulers = prepared[: len(optimizers)], prepared[len(optimizers) :]
 
     step = 0
     resume_from = find_checkpoint(cfg.output_dir, cfg.resume)
@@ -479,9 +484,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                 if not torch.isfinite(bad).all():
                     raise RuntimeError(f"loss {loss.item()} / gradient norm {grad_norm.item()} at step {step + 1}: "
                                        f"stopped before the update, weights untouched (lower optim.lr?)")
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            for optimizer, scheduler in zip(optimizers, schedulers):
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
         batch_tokens = int(batch["attention_mask"].sum()) * accelerator.num_processes
         tokens += batch_tokens
         steady_tokens += batch_tokens if steady_t0 is not None else 0
@@ -497,7 +503,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         progress.update(1)
         progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:,.0f}")
         if step % cfg.log_every == 0:
-            accelerator.log({"train/loss": loss_value, "train/lr": scheduler.get_last_lr()[0], "train/tokens_per_s": tokens_per_s}, step=step)
+            accelerator.log({"train/loss": loss_value, "train/lr": schedulers[0].get_last_lr()[0], "train/tokens_per_s": tokens_per_s}, step=step)
         if step % cfg.eval_every == 0 or step == cfg.optim.max_steps:
             val = validation_loss(model, accelerator, val_batches, cfg.batch_size)
             accelerator.log({f"val/{t}": v for t, v in val.items()}, step=step)

@@ -204,7 +204,7 @@ def train(cfg: VQGANTrainConfig) -> dict[str, Any]:
     state = PartialState()
     with state.main_process_first():  # the main process measures and records; the others read it
         first_batch = to_float(train_pixels[batch_indices(0, len(train_pixels), cfg.optim.batch_size, cfg.seed)]).to(state.device)
-        probe = step_probe(vq, lambda m: torch.optim.Adam(m.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas)),
+        probe = step_probe(vq, lambda m: [torch.optim.Adam(m.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))],
                            lambda m: reconstruction_loss(m, first_batch, cfg.loss)[1], state.device.type)
         precision = resolve_precision(cfg.mixed_precision, out_dir, probe, state.device.type, log=state.print)
     accelerator = accelerator_for(precision)

@@ -38,15 +38,18 @@ def test_a_compiled_step_trains_the_same_model(tiny_world, tmp_path):
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
 
 
-def test_resume_continues_with_the_same_losses(tiny_world, tmp_path):
-    full = main(tiny_train_args(tiny_world, tmp_path / "full", "--optim.max_steps=10", "--save_every=5"))
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])  # muon: two optimisers and two schedulers resume
+def test_resume_continues_with_the_same_losses(tiny_world, tmp_path, optimizer):
+    full = main(tiny_train_args(tiny_world, tmp_path / "full", "--optim.max_steps=10", "--save_every=5",
+                                f"--optim.name={optimizer}"))
     checkpoint = tmp_path / "full" / "checkpoints" / "step_00000005"
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 5
     # a crashed run: only the step-5 checkpoint survived; resuming must replay steps 6..10 exactly
     crashed = tmp_path / "crashed"
     (crashed / "checkpoints").mkdir(parents=True)
     shutil.copytree(checkpoint, crashed / "checkpoints" / checkpoint.name)
-    resumed = main(tiny_train_args(tiny_world, crashed, "--optim.max_steps=10", "--save_every=5", "--resume=latest"))
+    resumed = main(tiny_train_args(tiny_world, crashed, "--optim.max_steps=10", "--save_every=5", "--resume=latest",
+                                   f"--optim.name={optimizer}"))
     assert len(resumed.losses) == 5
     assert resumed.losses == pytest.approx(full.losses[5:], rel=1e-5)
 
@@ -89,6 +92,12 @@ def test_resume_checks_the_vqgan_the_codes_were_made_with(tiny_world, tmp_path):
 def test_unknown_config_key_is_named(tmp_path):
     with pytest.raises(ConfigError, match="lrr"):
         load_config(TrainConfig, None, ["--optim.lrr=1"])
+
+
+def test_unknown_optimizer_is_one_line_before_any_work(tiny_world, tmp_path):
+    with pytest.raises(UserError, match=r"optim.name='sgd' is not one of \['adamw', 'muon'\]"):
+        main(tiny_train_args(tiny_world, tmp_path / "run", "--optim.name=sgd"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_image_embeddings_start_from_the_vqgan_codebook(tiny_world, tmp_path):
