@@ -30,6 +30,9 @@ CALLS = {
 # the placeholder values of the card's plain-transformers example (a prompt with no face)
 EXAMPLE_FIELDS = {"text": "a smiling woman with glasses", "instruction": "add glasses"}
 
+# train_config's optim.name -> how the card says it (talk2face_train.optimizers builds them)
+OPTIMIZERS = {"adamw": "AdamW", "muon": "Muon on the layers' weight matrices and AdamW on the rest"}
+
 
 def model_card(
     path: str | Path, card: dict[str, Any], train_config: dict[str, Any], templates: Templates,
@@ -158,7 +161,7 @@ def training_section(card: dict[str, Any], train_config: dict[str, Any], made: S
             f"- Task weights: {weights}.",
             f"- Steps: {card.get('step')} of {optim['max_steps']} optimizer steps of {batch} sequences "
             f"({parts} x {optim['grad_accum']} accumulated)"
-            + (f", {tokens:,} tokens" if tokens else "") + f"; AdamW, peak learning rate {optim['lr']}, "
+            + (f", {tokens:,} tokens" if tokens else "") + f"; {OPTIMIZERS[optim.get('name', 'adamw')]}, peak learning rate {optim['lr']}, "
             f"{optim['warmup_steps']} warm-up steps, seed {train_config['seed']}; context {data['max_length']} tokens.",
             "- The whole config: `train_config.yaml` (`python -m talk2face_train.train train_config.yaml "
             "--output_dir=NEW` trains it again).",

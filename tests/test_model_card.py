@@ -23,11 +23,11 @@ from talk2face.vqgan import VQGAN
 
 @pytest.fixture(scope="module")
 def run(tiny_world, tmp_path_factory):
-    """A 4-step tiny run that keeps an intermediate model folder at step 2."""
+    """A 4-step tiny run (Muon) that keeps an intermediate model folder at step 2."""
     from talk2face_train.train import main
 
     out = tmp_path_factory.mktemp("carded")
-    main(tiny_train_args(tiny_world, out, "--optim.max_steps=4", "--evaluable_every=2"))
+    main(tiny_train_args(tiny_world, out, "--optim.max_steps=4", "--evaluable_every=2", "--optim.name=muon"))
     return out
 
 
@@ -45,6 +45,7 @@ def test_every_saved_folder_has_a_card_naming_its_tasks_and_how_to_load_it(run, 
     assert f'AutoModelForCausalLM.from_pretrained("{path}")' in text
     assert f'PreTrainedTokenizerFast.from_pretrained("{path}")' in text
     assert f'Talk2Face.from_pretrained("{path}")' in text
+    assert "; Muon on the layers' weight matrices and AdamW on the rest, peak learning rate" in text
     assert "- Steps: " in text and "## Evaluation" not in text  # no report is known for a training folder
 
 
