@@ -7,9 +7,9 @@
     model.edit_in_place(["face.png"], "Eyeglasses", True)   # no edit pairs needed (real data)
     model.prompt("describe this face: {face}", face="face.png")   # any template string
 
-Each task is prompted with its template's first paraphrase. Faces come out of batched
-`model.generate` with the KV cache, constrained to exactly h*w image codes and optionally guided
-(CFG in one batched pass); age and attributes are read from answer-token probabilities in a fixed
+Each task is prompted with its template's first paraphrase. Faces come out of batched decoding
+over a static KV cache (talk2face.decoding), constrained to exactly h*w image codes and optionally
+guided (CFG in one batched pass); age and attributes are read from answer-token probabilities in a fixed
 number of forward passes, never by sampling.
 """
 
@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import CompileConfig, PreTrainedModel
+from transformers import PreTrainedModel
 
 from talk2face import shipped
 from talk2face.checkpoint import TEMPLATES_SUBDIR, check_checkpoint_folder, load_decoder, read_card, vqgan_folder
 from talk2face.data.images import ImageInput, load_images, to_pil
 from talk2face.data.record import ATTRIBUTES
+from talk2face.decoding import Rule, StaticDecoder
 from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.edit_regions import regenerated_cells, target_phrase
@@ -79,6 +80,8 @@ class Talk2Face:
         self.caption_words = list(caption_words)
         self.rewrite_unknown_words = bool(self.caption_words)
         self.tasks = list(templates.tasks if tasks is None else tasks)
+        # None: transformers' `generate` with the logits processors, the reference the static decoder matches
+        self.decoder: StaticDecoder | None = StaticDecoder(self.model)
 
     @cached_property
     def lexicon(self) -> Lexicon:
@@ -117,15 +120,11 @@ class Talk2Face:
                    card["attributes"], card["max_length"], bf16, card.get("caption_words", ()), card.get("tasks"))
 
     def compile(self) -> Talk2Face:
-        """Decode faces with a static KV cache and a torch.compile'd decoding step (transformers'
-        generation compile; its speed-up is measured by `python -m benchmarks.generation`, README). The
-        first call of every new (batch, prompt width) shape compiles first (seconds), so it pays off
-        in a server or a loop over equal batches, not a one-off call.
-        Returns self."""
-        config = CompileConfig(fullgraph=True, dynamic=False)
-        config._compile_all_devices = True  # transformers compiles on accelerators only, unless told
-        self.model.generation_config.cache_implementation = "static"
-        self.model.generation_config.compile_config = config
+        """Decode with the static decoder's step `torch.compile`d into one graph (talk2face.decoding).
+        Its first call compiles (seconds; cached on disk for later processes), and any later batch
+        size or prompt width reuses the graph; its speed is measured by `python -m
+        benchmarks.generation` (README, Speed). Returns self."""
+        self.decoder = StaticDecoder(self.model, compiled=True)
         return self
 
     # ---- shared plumbing --------------------------------------------------------------------------
@@ -179,6 +178,32 @@ class Talk2Face:
         return logits.float(), mask
 
     @torch.no_grad()
+    def _decode(
+        self, ids: torch.Tensor, mask: torch.Tensor, new_tokens: int, rule: Rule,
+        generator: torch.Generator | None = None, keep: tuple[torch.Tensor, torch.Tensor] | None = None,
+        stop_id: int | None = None,
+    ) -> torch.Tensor:
+        """`new_tokens` after left-padded (N, P) prompts, by `rule`: (N, new_tokens or fewer) tokens.
+
+        By the static decoder (talk2face.decoding), or with `decoder = None` by transformers'
+        `generate` and the logits processors, which write the same tokens (tests/test_decoding.py).
+        """
+        with self._autocast():
+            if self.decoder is not None:
+                return self.decoder.decode(ids, mask, new_tokens, rule, generator, keep, stop_id)
+            processors = [AllowedRange(*rule.allowed, rule.inside, rule.also_allowed)]
+            if not rule.greedy:
+                processors.append(GuidedSampler(rule.guidance, rule.temperature, rule.top_k, rule.top_p, generator))
+            if keep is not None:
+                processors.append(KeepCodes(keep[0], keep[1], ids.shape[1]))
+            generated = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens if stop_id is None else 0, do_sample=False, logits_processor=processors,
+                pad_token_id=self.vocab.pad_id, eos_token_id=stop_id,
+            )
+        return generated[:, ids.shape[1] :]
+
+    @torch.no_grad()
     def _generate_faces(
         self, cond: Sequence[np.ndarray], uncond: Sequence[np.ndarray] | None, sampling: Sampling, batch_size: int,
         keep: tuple[np.ndarray, np.ndarray] | None = None, same_as: np.ndarray | None = None,
@@ -193,30 +218,24 @@ class Talk2Face:
         guided = uncond is not None and sampling.cfg_scale is not None and sampling.cfg_scale != 1.0
         generator = torch.Generator(self.device)
         generator.manual_seed(int(sampling.seed) if sampling.seed is not None else int(torch.randint(2**31, ())))
-        sampler = GuidedSampler(sampling.cfg_scale if guided else None, sampling.temperature, sampling.top_k,
-                                sampling.top_p, generator)
         cells = self.vocab.cell_token_range if same_as is not None else self.vocab.image_token_range
-        cells_only = AllowedRange(cells.start, cells.stop)
+        rule = Rule((cells.start, cells.stop), guidance=sampling.cfg_scale if guided else None,
+                    temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
+        twins = 2 if guided else 1  # the unconditional twins keep the same cells
         out = []
         for start in range(0, len(cond), batch_size):
             rows = [np.append(r, self.vocab.boi_id) for r in cond[start : start + batch_size]]
             if guided:
                 rows += [np.append(r, self.vocab.boi_id) for r in uncond[start : start + batch_size]]
             ids, mask = self._left_pad(rows)
-            processors = [cells_only, sampler]
+            forced = None
             if keep is not None:
-                twins = 2 if guided else 1  # the unconditional twins keep the same cells
                 codes = torch.from_numpy(keep[0][start : start + batch_size].astype(np.int64))  # (b, h*w)
                 kept = torch.from_numpy(keep[1][start : start + batch_size])  # (b, h*w)
-                source = self.vocab.codes_to_ids(codes).repeat(twins, 1).to(self.device)
-                processors.append(KeepCodes(source, kept.repeat(twins, 1).to(self.device), ids.shape[1]))
-            with self._autocast():
-                generated = self.model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                    logits_processor=processors, pad_token_id=self.vocab.pad_id, eos_token_id=None,
-                )
-            batch = len(rows) // 2 if guided else len(rows)
-            face = generated[:batch, -n:]  # (b, h*w)
+                forced = (self.vocab.codes_to_ids(codes).repeat(twins, 1).to(self.device),
+                          kept.repeat(twins, 1).to(self.device))
+            batch = len(rows) // twins
+            face = self._decode(ids, mask, n, rule, generator, forced)[:batch]  # (b, h*w)
             if same_as is not None:
                 source = self.vocab.codes_to_ids(torch.from_numpy(same_as[start : start + batch].astype(np.int64)))
                 face = torch.where(face == self.vocab.same_id, source.to(face.device), face)
@@ -226,16 +245,11 @@ class Talk2Face:
     @torch.no_grad()
     def _generate_text(self, prompts: Sequence[np.ndarray], max_new_tokens: int, batch_size: int) -> list[str]:
         """Greedy text answers (no image tokens, no specials but `<eos>`), decoded up to `<eos>`."""
-        text_only = AllowedRange(self.vocab.n_text, len(self.vocab), inside=False, also_allowed=(self.vocab.eos_id,))
+        rule = Rule((self.vocab.n_text, len(self.vocab)), inside=False, also_allowed=(self.vocab.eos_id,), greedy=True)
         answers = []
         for start in range(0, len(prompts), batch_size):
             ids, mask = self._left_pad(prompts[start : start + batch_size])
-            with self._autocast():
-                generated = self.model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                    logits_processor=[text_only], pad_token_id=self.vocab.pad_id, eos_token_id=self.vocab.eos_id,
-                )
-            for row in generated[:, ids.shape[1] :].cpu().numpy():
+            for row in self._decode(ids, mask, max_new_tokens, rule, stop_id=self.vocab.eos_id).cpu().numpy():
                 end = np.flatnonzero(row == self.vocab.eos_id)
                 answers.append(self.vocab.decode_text(row[: end[0]] if len(end) else row).strip())
         return answers

@@ -55,6 +55,23 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     return logits
 
 
+def guide(logits: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance: (2B, V) [conditional; unconditional] logits -> (B, V) guided."""
+    cond, uncond = logits.chunk(2)  # (B, V) each
+    # -inf - -inf is nan: masked tokens stay masked in the guided logits.
+    return torch.where(torch.isinf(cond), cond, uncond + scale * (cond - uncond))
+
+
+def race(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """One token per row: argmax(p / q) with q = -log(u) ~ Exp(1), the exponential race.
+
+    The token wins with probability p exactly (the Gumbel-max trick written with exponentials),
+    which is how torch.multinomial draws one sample; drawing u with `uniform_` instead of calling
+    `exponential_` is ~5x cheaper on a CPU (README, Speed). probs, uniform: (B, V) -> (B,).
+    """
+    return (probs / -torch.log(uniform)).argmax(-1)
+
+
 class GuidedSampler(LogitsProcessor):
     """Sample from (optionally guided) logits and force that token with a one-hot score.
 
@@ -77,11 +94,10 @@ class GuidedSampler(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         logits = scores.float()  # (N, V)
         if self.guidance_scale is not None:
-            cond, uncond = logits.chunk(2)  # (B, V) each
-            # -inf - -inf is nan: masked tokens stay masked in the guided logits.
-            logits = torch.where(torch.isinf(cond), cond, uncond + self.guidance_scale * (cond - uncond))
+            logits = guide(logits, self.guidance_scale)  # (B, V)
         probs = filter_logits(logits, self.temperature, self.top_k, self.top_p).softmax(-1)
-        tokens = torch.multinomial(probs, 1, generator=self.generator)  # (B, 1)
+        uniform = torch.rand(probs.shape, generator=self.generator, device=probs.device)  # (B, V)
+        tokens = race(probs, uniform)[:, None]  # (B, 1)
         if self.guidance_scale is not None:
             tokens = tokens.repeat(2, 1)  # (2B, 1): the twin follows its conditional row
         forced = torch.full_like(scores, -float("inf"))

@@ -1,0 +1,83 @@
+"""The static decoder writes exactly what transformers' `generate` with the logits processors writes."""
+
+import numpy as np
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from talk2face.decoding import Rule
+from talk2face.facade import Talk2Face
+from talk2face.logits_processors import race
+from talk2face.sampling import Sampling
+
+TEXTS = ["a man", "a smiling old woman with glasses and earrings", "a young man with a beard"]  # unequal widths
+
+
+@pytest.fixture(scope="module")
+def static_and_reference(tiny_model):
+    static = Talk2Face.from_pretrained(tiny_model, bf16=False)
+    reference = Talk2Face.from_pretrained(tiny_model, bf16=False)
+    reference.decoder = None  # transformers' generate with the logits processors
+    return static, reference
+
+
+def prompts(model: Talk2Face) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    cond = [model.task_prompt_ids("text_to_face", text=t) for t in TEXTS]
+    return cond, [model.task_prompt_ids("text_to_face", unconditional=True)] * len(cond)
+
+
+@pytest.mark.parametrize("sampling", [
+    {"cfg_scale": None}, {"cfg_scale": 3.0}, {"cfg_scale": 2.0, "top_k": 5, "temperature": 0.7},
+    {"cfg_scale": None, "top_p": 0.8},
+])
+def test_faces_are_the_codes_generate_draws(static_and_reference, sampling):
+    static, reference = static_and_reference
+    cond, uncond = prompts(static)
+    a, b = (m._generate_faces(cond, uncond, Sampling(seed=3, **sampling), batch_size=2) for m in (static, reference))
+    assert a.shape == (3, static.n_image_tokens)
+    assert torch.equal(a, b)
+    other_seed = static._generate_faces(cond, uncond, Sampling(seed=4, **sampling), batch_size=2)
+    assert not torch.equal(a, other_seed)  # the draw follows the seed, so the equality above is not vacuous
+
+
+def test_kept_cells_are_forced_as_generate_forces_them(static_and_reference):
+    static, reference = static_and_reference
+    cond, uncond = prompts(static)
+    rng = np.random.default_rng(0)
+    source = rng.integers(0, static.vqgan.n_codes, (3, static.n_image_tokens))
+    kept = rng.random((3, static.n_image_tokens)) < 0.7
+    a, b = (m._generate_faces(cond, uncond, Sampling(cfg_scale=3.0, seed=1), 3, keep=(source, kept))
+            for m in (static, reference))
+    assert torch.equal(a, b)
+    assert np.array_equal(a.numpy()[kept], source[kept])
+
+
+def test_text_answers_are_the_tokens_generate_writes(static_and_reference, tiny_world):
+    faces = sorted((tiny_world["synface"] / "test").glob("*.png"))[:3]
+    static, reference = static_and_reference
+    assert static.caption(faces, max_new_tokens=10) == reference.caption(faces, max_new_tokens=10)
+
+
+def test_the_race_draws_each_token_with_its_probability():
+    probs = torch.tensor([[0.1, 0.2, 0.7, 0.0]]).expand(40000, 4)
+    tokens = race(probs, torch.rand(probs.shape, generator=torch.Generator().manual_seed(0)))
+    frequencies = torch.bincount(tokens, minlength=4) / len(tokens)
+    assert torch.allclose(frequencies, probs[0], atol=0.01)
+    assert frequencies[3] == 0
+
+
+def test_a_rule_allows_its_range_or_its_complement():
+    assert Rule((3, 6)).allowed_ids(8, torch.device("cpu")).tolist() == [0, 0, 0, 1, 1, 1, 0, 0]
+    text = Rule((3, 6), inside=False, also_allowed=(4,)).allowed_ids(8, torch.device("cpu"))
+    assert text.tolist() == [1, 1, 1, 0, 1, 0, 1, 1]
+
+
+def test_the_compiled_step_is_one_graph_for_every_batch_and_prompt_width(tiny_model):
+    eager = Talk2Face.from_pretrained(tiny_model, bf16=False)
+    compiled = Talk2Face.from_pretrained(tiny_model, bf16=False).compile()
+    torch._dynamo.reset()
+    counters.clear()
+    for texts in (TEXTS[:1], TEXTS):  # guided, 2 samples: 4 rows, then 12 rows of other prompt widths
+        a, b = (m.text_to_face(texts, num_samples=2, cfg_scale=2.0, seed=5) for m in (eager, compiled))
+        assert [np.asarray(x).tobytes() for x in a] == [np.asarray(x).tobytes() for x in b]
+    assert counters["stats"]["unique_graphs"] == 1
