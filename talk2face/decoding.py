@@ -121,9 +121,10 @@ class StaticDecoder:
                 graph = torch.compile(step, dynamic=True, fullgraph=True)
 
                 def step(*args):
-                    # without duck sizing: a batch that happens to equal the head count or the cache
-                    # length would otherwise tie those sizes together, and the next call recompile
-                    with fx_config.patch(use_duck_shape=False):
+                    # one graph for every size: no duck sizing (a batch that happens to equal the head
+                    # count or the cache length would tie those sizes together) and no special case
+                    # for a size of 1 (a lone row, or one guided pair), either of which would recompile
+                    with fx_config.patch(use_duck_shape=False, backed_size_oblivious=True):
                         return graph(*args)
 
             self._steps[rule] = step

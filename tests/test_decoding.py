@@ -77,7 +77,7 @@ def test_the_compiled_step_is_one_graph_for_every_batch_and_prompt_width(tiny_mo
     compiled = Talk2Face.from_pretrained(tiny_model, bf16=False).compile()
     torch._dynamo.reset()
     counters.clear()
-    for texts in (TEXTS[:1], TEXTS):  # guided, 2 samples: 4 rows, then 12 rows of other prompt widths
-        a, b = (m.text_to_face(texts, num_samples=2, cfg_scale=2.0, seed=5) for m in (eager, compiled))
+    for texts, samples in ((TEXTS[:1], 2), (TEXTS, 2), (TEXTS[:1], 1)):  # guided: 4 rows, 12 rows, then 2 rows
+        a, b = (m.text_to_face(texts, num_samples=samples, cfg_scale=2.0, seed=5) for m in (eager, compiled))
         assert [np.asarray(x).tobytes() for x in a] == [np.asarray(x).tobytes() for x in b]
-    assert counters["stats"]["unique_graphs"] == 1
+    assert counters["stats"]["unique_graphs"] == 1  # whatever the batch and prompt width
