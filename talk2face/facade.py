@@ -88,7 +88,8 @@ class Talk2Face:
     @cached_property
     def known_words(self) -> frozenset[str]:
         """Words read as they are: the training captions' and the text vocabulary's whole words."""
-        return frozenset(w.lower() for w in [*self.caption_words, *vocabulary_words(self.vocab.tokenizer.get_vocab())])
+        text = vocabulary_words(self.vocab.tokenizer.get_vocab(), self.vocab.space_marker)
+        return frozenset(w.lower() for w in [*self.caption_words, *text])
 
     def free_text(self, text: str) -> str:
         """A user's description or instruction as the model reads it (unknown words rewritten).

@@ -46,7 +46,8 @@ from talk2face_train.precision import validate as validate_precision
 from talk2face_train.schedule import warmup_cosine
 from talk2face_train.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, WeightedRows, collate
 from talk2face.templates import Templates
-from talk2face.vocab import Vocab, read_tokenizer
+from talk2face.text_tokenizers import load_text_tokenizer
+from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ class SourceConfig:
 class DataConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     vqgan: str = ""  # the VQGAN folder the codes were made with; copied into the final model folder
-    text_tokenizer: str = str(shipped.TEXT_TOKENIZER)  # trained by talk2face_train.text_tokenizer
+    # a tokenizer.json, a SentencePiece tokenizer.model or a folder with one (talk2face.text_tokenizers),
+    # e.g. trained by talk2face_train.text_tokenizer
+    text_tokenizer: str = str(shipped.TEXT_TOKENIZER)
     templates: str = str(shipped.TEMPLATES)  # one YAML file per task
     task_weights: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in TASKS})
     max_length: int = 256  # context of the decoder: the longest prompt + answer
@@ -244,8 +247,9 @@ class TrainingLoss:
 
     @classmethod
     def from_config(cls, data: DataConfig, vocab: Vocab) -> TrainingLoss:
+        numbers = vocab.number_token_ids
         return cls(data.prompt_face_loss, data.answer_loss == "answer", data.age_sigma,
-                   torch.from_numpy(vocab.number_token_ids))
+                   None if numbers is None else torch.from_numpy(numbers))
 
     def number_nll(self, logits: torch.Tensor, labels: torch.Tensor, nll: torch.Tensor) -> torch.Tensor:
         """(N, V) logits, (N,) labels, (N,) nll -> nll with number targets scored against a Gaussian."""
@@ -280,8 +284,14 @@ class TrainingLoss:
 def build_vocab(cfg: TrainConfig) -> Vocab:
     """The unified vocabulary: the text tokenizer's pieces, the specials and the codes of the data."""
     n_codes = load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"]
-    return Vocab(read_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), n_codes=n_codes,
-                 same_token=cfg.data.edit_same)
+    source = cfg.data.text_tokenizer
+    vocab = Vocab(load_text_tokenizer(source, "data.text_tokenizer"), n_codes=n_codes, same_token=cfg.data.edit_same,
+                  source=source)
+    if cfg.data.age_sigma > 0 and vocab.number_token_ids is None:
+        longest = max(len(a) for a in vocab.age_ids)
+        raise UserError(f"data.age_sigma={cfg.data.age_sigma} needs every age 0..120 to be one token, but {source} "
+                        f"writes an age as up to {longest} tokens: set data.age_sigma=0")
+    return vocab
 
 
 def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict[str, WeightedRows], sequences: int) -> MultiTaskDataset:
