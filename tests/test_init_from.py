@@ -175,3 +175,13 @@ def test_an_age_loss_over_one_token_ages_is_refused_for_a_tokenizer_that_splits_
         main(tiny_train_args(tiny_world, tmp_path / "run", f"--init_from={pretrained}", "--data.age_sigma=3"))
     sentencepiece = np.array(Vocab(pretrained_tokenizer(pretrained), n_codes=1).age_ids[120])
     assert len(sentencepiece) == 4  # "▁" "1" "2" "0"
+
+
+def test_the_experiment_configs_load():
+    from talk2face.config import load_config
+    from talk2face_train.train import TrainConfig
+
+    unigram = load_config(TrainConfig, REPO / "experiments" / "synface-sentencepiece.yaml")
+    assert unigram.data.age_sigma == 0 and unigram.data.text_tokenizer.endswith("synface-unigram/tokenizer.json")
+    pretrained = load_config(TrainConfig, REPO / "experiments" / "init-from-llama.yaml")
+    assert pretrained.init_from and pretrained.data.age_sigma == 0 and pretrained.optim.name == "adamw"
