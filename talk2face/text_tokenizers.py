@@ -13,7 +13,7 @@ its specials and image codes the same way and a saved model folder loads with `A
   model's own spec: its Unigram or BPE pieces and scores, its normalisation (the precompiled
   character map, extra whitespace removed or not, the "▁" dummy prefix), byte fallback, and its
   control and user-defined pieces as added tokens. tests/test_text_tokenizers.py checks the ids
-  equal `sentencepiece`'s own on the models it trains;
+  equal `sentencepiece`'s own on models trained with this project's options and with Llama 2's;
 - a folder gives its `tokenizer.json` (the Hugging Face fast tokenizer, which is what the model
   was trained with) or else its `tokenizer.model`.
 
@@ -108,8 +108,10 @@ def from_sentencepiece(path: str | Path) -> Tokenizer:
     if spec.add_dummy_prefix:
         steps.append(normalizers.Prepend(SP_SPACE))
     tok.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", SP_SPACE)])
-    if trainer.split_by_whitespace:  # no piece crosses a word start: split there (as SentencePiece does)
-        tok.pre_tokenizer = pre_tokenizers.Split(SP_SPACE, behavior="merged_with_next")
+    if trainer.split_by_whitespace:  # no piece crosses a word start: split there, as SentencePiece does
+        # a word starts at each "▁", or (whitespace-only pieces allowed, as in Llama 2) at each run of them
+        word = f"{SP_SPACE}+[^{SP_SPACE}]*" if trainer.allow_whitespace_only_pieces else f"{SP_SPACE}[^{SP_SPACE}]*"
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(word), behavior="isolated")
     tail = [decoders.Strip(" ", left=1)] if spec.add_dummy_prefix else []
     tok.decoder = decoders.Sequence([decoders.Replace(SP_SPACE, " "), decoders.ByteFallback(), decoders.Fuse(), *tail])
 

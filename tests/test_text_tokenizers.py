@@ -4,6 +4,7 @@ assumes of any of them (layout, answer words, multi-token ages, collisions)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -36,16 +37,33 @@ PROBES = [*CAPTIONS, "How old is this person? 77", "born 1995 (120)", "  A  34-Y
           "ﬁne", "a man — “quiet”, it’s 30–40", "ünïcödé ß", "tabs\tand\nnewlines"]
 
 
-@pytest.fixture(scope="module", params=["unigram", "bpe"])
-def sentencepiece_model(request, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp(f"sp-{request.param}") / "tokenizer.model"
-    train_sentencepiece(CORPUS, out, request.param, vocab_size=400, required_words=TEMPLATES.answer_words())
+def llama2_like(out: Path) -> Path:
+    """A SentencePiece BPE with Llama 2's options: no normalisation, whitespace kept as it is,
+    <unk> <s> </s> at ids 0 1 2, digits split, byte fallback."""
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS), model_writer=model, model_type="bpe", vocab_size=400, hard_vocab_limit=False,
+        normalization_rule_name="identity", remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
+        split_digits=True, byte_fallback=True, character_coverage=1.0, num_threads=1, minloglevel=2)
+    out.write_bytes(model.getvalue())
     return out
 
 
-def test_a_converted_sentencepiece_model_gives_sentencepiece_s_own_ids(sentencepiece_model):
-    reference = spm.SentencePieceProcessor(model_file=str(sentencepiece_model))
-    converted = load_text_tokenizer(sentencepiece_model)
+@pytest.fixture(scope="module")
+def sentencepiece_models(tmp_path_factory) -> dict[str, Path]:
+    """kind -> tokenizer.model: trained here as unigram and as BPE, and one with Llama 2's options."""
+    models = {}
+    for kind in ("unigram", "bpe"):
+        models[kind] = tmp_path_factory.mktemp(f"sp-{kind}") / "tokenizer.model"
+        train_sentencepiece(CORPUS, models[kind], kind, vocab_size=400, required_words=TEMPLATES.answer_words())
+    models["llama2-like"] = llama2_like(tmp_path_factory.mktemp("sp-llama2") / "tokenizer.model")
+    return models
+
+
+@pytest.mark.parametrize("kind", ["unigram", "bpe", "llama2-like"])
+def test_a_converted_sentencepiece_model_gives_sentencepiece_s_own_ids(kind, sentencepiece_models):
+    reference = spm.SentencePieceProcessor(model_file=str(sentencepiece_models[kind]))
+    converted = load_text_tokenizer(sentencepiece_models[kind])
     for text in PROBES:
         ids = converted.encode(text, add_special_tokens=False).ids
         assert ids == reference.encode(text), text
@@ -53,7 +71,19 @@ def test_a_converted_sentencepiece_model_gives_sentencepiece_s_own_ids(sentencep
     assert converted.token_to_id("<unk>") == 0 and reference.id_to_piece(0) == "<unk>"
 
 
-def test_a_sentencepiece_vocabulary_has_multi_token_ages_and_one_token_answers(sentencepiece_model, tmp_path):
+def test_a_llama2_like_model_s_control_pieces_stay_text_ids(sentencepiece_models):
+    llama2_like_model = sentencepiece_models["llama2-like"]
+    vocab = Vocab(load_text_tokenizer(llama2_like_model), n_codes=2)
+    assert (vocab.tokenizer.token_to_id("<s>"), vocab.tokenizer.token_to_id("</s>")) == (1, 2)
+    assert vocab.n_text == spm.SentencePieceProcessor(model_file=str(llama2_like_model)).get_piece_size()
+    ids = vocab.encode("<s>A 34-year-old Man")  # a control piece written in text is that token, and is not decoded
+    assert ids[0] == 1 and vocab.decode_text(ids) == "A 34-year-old Man"
+    assert vocab.number_token_ids is None and vocab.decode_text(vocab.age_ids[120]) == "120"
+
+
+@pytest.mark.parametrize("kind", ["unigram", "bpe"])
+def test_a_sentencepiece_vocabulary_has_multi_token_ages_and_one_token_answers(kind, sentencepiece_models, tmp_path):
+    sentencepiece_model = sentencepiece_models[kind]
     vocab = Vocab(load_text_tokenizer(sentencepiece_model), n_codes=5)
     assert vocab.n_text == spm.SentencePieceProcessor(model_file=str(sentencepiece_model)).get_piece_size()
     assert vocab.pad_id == vocab.n_text and vocab.image_token_range == range(vocab.n_text + len(SPECIALS), len(vocab))
