@@ -191,12 +191,15 @@ def main(argv: list[str] | None = None) -> dict:
 
 def age_from_codes(model, codes: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The decoder's expected age for faces given as codes (estimate_age without the VQGAN)."""
-    numbers = torch.from_numpy(model.vocab.number_token_ids)
+    vocab = model.vocab
     out = []
     for start in range(0, len(codes), batch_size):
         prompts = [model.task_prompt_ids("age", face=f) for f in codes[start:start + batch_size]]
-        logits, _ = model._logits(prompts)
-        p = logits[:, -1, numbers].softmax(-1)  # (b, 121)
+        if vocab.number_token_ids is None:  # ages of several tokens: each whole answer scored, as estimate_age does
+            p = model._answer_log_probs(prompts, [np.append(a, vocab.eos_id) for a in vocab.age_ids]).softmax(-1).cpu()
+        else:
+            logits, _ = model._logits(prompts)
+            p = logits[:, -1, torch.from_numpy(vocab.number_token_ids)].softmax(-1)  # (b, 121)
         out.append((p @ torch.arange(p.shape[1], dtype=p.dtype)).numpy())
     return np.concatenate(out)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel
 
 from talk2face import shipped
 from talk2face.checkpoint import TEMPLATES_SUBDIR, check_checkpoint_folder, load_decoder, read_card, vqgan_folder
@@ -91,7 +91,8 @@ class Talk2Face:
     @cached_property
     def known_words(self) -> frozenset[str]:
         """Words read as they are: the training captions' and the text vocabulary's whole words."""
-        return frozenset(w.lower() for w in [*self.caption_words, *vocabulary_words(self.vocab.tokenizer.get_vocab())])
+        text = vocabulary_words(self.vocab.tokenizer.get_vocab(), self.vocab.space_marker)
+        return frozenset(w.lower() for w in [*self.caption_words, *text])
 
     def free_text(self, text: str) -> str:
         """A user's description or instruction as the model reads it (unknown words rewritten).
@@ -423,14 +424,67 @@ class Talk2Face:
         return self._generate_text(prompts, max_new_tokens, batch_size)
 
     def age_distribution(self, images: Sequence[ImageInput], batch_size: int = 64) -> torch.Tensor:
-        """P(age = 0..120) for each face from ONE forward pass: (B, 121)."""
+        """P(age = 0..120) for each face, never by sampling: (B, 121).
+
+        Where every age is one token (this project's BPE), it is the first answer token's softmax
+        over the 121 number tokens, from ONE forward pass. Where ages are several tokens (a
+        SentencePiece or pretrained tokenizer that writes "34" as "3" "4"), each age's whole answer
+        "<its tokens> <eos>" is scored by its log-probability (`_answer_log_probs`: one KV-cached
+        pass over the prompts, one over the 121 answers per face), normalised over the ages. The
+        <eos> makes the ages disjoint answers: without it, P("1") would include every "12...".
+        """
         prompts = [self.task_prompt_ids("age", face=f) for f in self.encode_faces(images)]
+        batches = [prompts[start : start + batch_size] for start in range(0, len(prompts), batch_size)]
+        if self.vocab.number_token_ids is None:
+            answers = [np.append(ids, self.vocab.eos_id) for ids in self.vocab.age_ids]
+            return torch.cat([self._answer_log_probs(batch, answers).softmax(-1).cpu() for batch in batches])
         numbers = torch.from_numpy(self.vocab.number_token_ids).to(self.device)
         out = []
-        for start in range(0, len(prompts), batch_size):
-            logits, _ = self._logits(prompts[start : start + batch_size])
+        for batch in batches:
+            logits, _ = self._logits(batch)
             out.append(logits[:, -1, numbers].softmax(-1).cpu())  # (b, 121): the first answer token
         return torch.cat(out)
+
+    @torch.no_grad()
+    def _answer_log_probs(self, prompts: Sequence[np.ndarray], answers: Sequence[np.ndarray]) -> torch.Tensor:
+        """log P(answer | prompt) of every answer after every prompt, teacher-forced: (B, C).
+
+        The prompts run once, left-padded, filling the KV cache; then, prompt by prompt, its cache
+        is shared by the C answers, run right-padded in one batch (the padding after an answer's
+        end is causal-masked from it and not counted), so a prompt is never recomputed per answer.
+
+        Args:
+            prompts: B `<bos> prompt <sep>` id rows.
+            answers: C answer id rows (e.g. an age's tokens and `<eos>`).
+        Returns:
+            (B, C) float32 log-probabilities, on the model's device.
+        """
+        width = max(len(a) for a in answers)
+        tokens = torch.full((len(answers), width), self.vocab.pad_id, dtype=torch.long)  # (C, W)
+        for j, a in enumerate(answers):
+            tokens[j, : len(a)] = torch.from_numpy(np.asarray(a, dtype=np.int64))
+        tokens = tokens.to(self.device)
+        counted = (torch.arange(width)[None] < torch.tensor([len(a) for a in answers])[:, None]).to(self.device)  # (C, W)
+        ids, mask = self._left_pad(prompts)  # (B, P)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): positions restart after the padding
+        with self._autocast():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=True)
+        scores = out.logits[:, -1].float().log_softmax(-1)[:, tokens[:, 0]]  # (B, C): each answer's first token
+        if width == 1:
+            return scores
+        n = len(answers)
+        layers = list(out.past_key_values)  # (keys, values, ...) per layer, each (B, heads, P, d)
+        following = position_ids[:, -1:] + 1 + torch.arange(width - 1, device=self.device)  # (B, W-1)
+        for i in range(len(prompts)):
+            cache = DynamicCache([(k[i : i + 1].expand(n, -1, -1, -1), v[i : i + 1].expand(n, -1, -1, -1))
+                                  for k, v, *_ in layers])
+            rows_mask = torch.cat([mask[i : i + 1].expand(n, -1), counted[:, :-1].long()], 1)  # (C, P+W-1)
+            with self._autocast():
+                logits = self.model(input_ids=tokens[:, :-1], attention_mask=rows_mask, past_key_values=cache,
+                                    position_ids=following[i : i + 1].expand(n, -1), use_cache=True).logits
+            logp = logits.float().log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]  # (C, W-1)
+            scores[i] += (logp * counted[:, 1:]).sum(1)
+        return scores
 
     def estimate_age(self, images: Sequence[ImageInput], batch_size: int = 64) -> list[float]:
         """Expected age under the model's distribution over age answers."""

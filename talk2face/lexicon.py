@@ -161,5 +161,6 @@ class Lexicon:
 
 
 def vocabulary_words(pieces: Iterable[str], space: str = SPACE) -> list[str]:
-    """The whole words of a Metaspace BPE vocabulary: pieces "▁word" made of letters only."""
+    """The whole words of a vocabulary: pieces "▁word" made of letters only (`space` is the
+    tokenizer's space marker: "Ġ" for a byte-level BPE, `Vocab.space_marker`)."""
     return [p[len(space):] for p in pieces if p.startswith(space) and p[len(space):].isalpha()]

@@ -54,12 +54,14 @@ def model_card(
     """
     tasks, step, optim = card["tasks"], card.get("step"), train_config["optim"]
     h, w = vqgan.grid_size
-    preset = f"`{train_config['model']}`"
+    pretrained = card.get("init_from")
+    preset = f"`{Path(pretrained).name}`" if pretrained else f"`{train_config['model']}`"
+    shape = f"started from the pretrained LM {preset}" if pretrained else f"{preset} preset"
     extras = [name for key, name in (("face_grid", "face-grid cell embeddings"),
                                      ("prefix_lm", "prefix-LM attention")) if train_config.get(key)]
     lines = [
         f"# {title or f'talk2face: a {preset} decoder for {len(tasks)} face tasks, step {step}'}", "",
-        about or (f"A stock Llama decoder ({preset} preset{''.join(f', {e}' for e in extras)}) that does every task "
+        about or (f"A stock Llama decoder ({shape}{''.join(f', {e}' for e in extras)}) that does every task "
                   f"below as next-token prediction over one vocabulary: text tokens, specials and the {vqgan.n_codes} "
                   f"codes of a VQGAN. Step {step} of {optim['max_steps']}."), "",
         *tasks_section(card, templates),
@@ -163,6 +165,9 @@ def training_section(card: dict[str, Any], train_config: dict[str, Any], made: S
             f"({parts} x {optim['grad_accum']} accumulated)"
             + (f", {tokens:,} tokens" if tokens else "") + f"; {OPTIMIZERS[optim.get('name', 'adamw')]}, peak learning rate {optim['lr']}, "
             f"{optim['warmup_steps']} warm-up steps, seed {train_config['seed']}; context {data['max_length']} tokens.",
+            *([f"- Started from the pretrained language model `{card['init_from']}` (`init_from`): its weights, its "
+               "config's shape and its tokenizer as the text side, the specials and image codes appended after its "
+               "text ids."] if card.get("init_from") else []),
             "- The whole config: `train_config.yaml` (`python -m talk2face_train.train train_config.yaml "
             "--output_dir=NEW` trains it again).",
             *made, ""]

@@ -76,14 +76,29 @@ def build_model(
     return LlamaForCausalLM(config)
 
 
+def codebook_projection(codebook: torch.Tensor, hidden: int) -> torch.Tensor:
+    """The VQGAN's code vectors, unit-normalised, through a fixed Gaussian projection to `hidden`.
+
+    Codes that look alike get alike rows (a Gaussian projection keeps inner products up to small
+    distortion), so what the decoder learns about one code carries over to its neighbours.
+
+    Args:
+        codebook: (K, D) code vectors, in code order.
+        hidden: the decoder's width H.
+    Returns:
+        (K, H) float32 rows whose entries are N(0, 1) (a unit vector times Gaussian columns).
+    """
+    generator = torch.Generator().manual_seed(0)
+    projection = torch.randn(codebook.shape[1], hidden, generator=generator)  # (D, H)
+    codes = torch.nn.functional.normalize(codebook.float().cpu(), dim=1)  # (K, D)
+    return codes @ projection  # (K, H)
+
+
 @torch.no_grad()
 def init_image_embeddings(model: LlamaForCausalLM, codebook: torch.Tensor, first_image_id: int) -> None:
-    """Start the image-token embeddings as a random projection of the VQGAN's code vectors.
-
-    Codes that look alike then start with alike embeddings (a Gaussian projection keeps inner
-    products up to small distortion), so what the decoder learns about one code carries over to
-    its neighbours; random rows would have to be learnt one by one. Rows keep the scale of
-    Llama's own initialisation. The embeddings are tied, so the output side starts the same way.
+    """Start the image-token embeddings as a random projection of the VQGAN's code vectors
+    (`codebook_projection`); random rows would have to be learnt one by one. Rows keep the scale
+    of Llama's own initialisation. The embeddings are tied, so the output side starts the same way.
 
     Args:
         model: a freshly built decoder.
@@ -91,8 +106,5 @@ def init_image_embeddings(model: LlamaForCausalLM, codebook: torch.Tensor, first
         first_image_id: vocabulary id of `<img_0>`; the image ids are contiguous.
     """
     weight = model.get_input_embeddings().weight  # (V, H)
-    generator = torch.Generator().manual_seed(0)
-    projection = torch.randn(codebook.shape[1], weight.shape[1], generator=generator)  # (D, H)
-    codes = torch.nn.functional.normalize(codebook.float().cpu(), dim=1)  # (K, D)
-    rows = codes @ projection * model.config.initializer_range  # (K, H), N(0, range^2) entries
-    weight[first_image_id : first_image_id + len(codes)] = rows.to(weight.device, weight.dtype)
+    rows = codebook_projection(codebook, weight.shape[1]) * model.config.initializer_range  # (K, H), N(0, range^2) entries
+    weight[first_image_id : first_image_id + len(codebook)] = rows.to(weight.device, weight.dtype)

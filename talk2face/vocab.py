@@ -1,6 +1,7 @@
 """The unified vocabulary: text tokens, then special tokens, then one token per VQ code.
 
-    ids  0 .. T-1            the text tokenizer's own tokens (`<unk>` is 0), see text_tokenizer.py
+    ids  0 .. T-1            the text tokenizer's own tokens: this project's BPE (`<unk>` is 0), a
+                             SentencePiece model or a pretrained LM's tokenizer (talk2face.text_tokenizers)
     ids  T .. T+S-1          specials: <pad> <bos> <eos> <sep> <boi> <eoi> <face>
     ids  T+S .. T+S+K-1      <img_0> .. <img_{K-1}>, CONTIGUOUS
     id   T+S+K               <same>, only in a vocabulary made with `same_token=True`
@@ -25,6 +26,7 @@ vocabulary, image tokens included, without this project's code.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,25 +35,17 @@ import torch
 from tokenizers import AddedToken, Tokenizer
 
 from talk2face.errors import UserError, read_json
+from talk2face.text_tokenizers import read_tokenizer
 
 PAD, BOS, EOS, SEP, BOI, EOI, FACE = "<pad>", "<bos>", "<eos>", "<sep>", "<boi>", "<eoi>", "<face>"
 SAME = "<same>"  # after the image codes: "the source face's code of this cell" (edits as changes)
 SPACE = "▁"  # U+2581, the text tokenizer's Metaspace marker for "a space stood here"
+BYTE_LEVEL_SPACE = "Ġ"  # a byte-level BPE's (GPT-2, Llama 3) marker for the same
+IMAGE_TOKEN = re.compile(r"<img_\d+>")
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, SEP, BOI, EOI, FACE)
 UNK = "<unk>"  # the text tokenizer's own unknown token (id 0), see text_tokenizer.py
-MAX_NUMBER = 120  # whole numbers 0..MAX_NUMBER are single tokens (ages; see text_tokenizer.py)
+MAX_NUMBER = 120  # ages are whole numbers 0..MAX_NUMBER (single tokens in this project's BPE: text_tokenizer.py)
 VOCAB_META_KEY = "talk2face_n_codes"  # extra key in tokenizer_config.json
-
-
-def read_tokenizer(path: str | Path, what: str) -> Tokenizer:
-    """A `tokenizers` JSON file; a missing or malformed one raises UserError naming it and `what` it is."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what}: tokenizer file not found: {path}")
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as err:  # tokenizers raises a bare Exception for a malformed file
-        raise UserError(f"{path}: not a tokenizers JSON file ({str(err).splitlines()[0]})") from None
 
 
 def image_token(code: int) -> str:
@@ -62,23 +56,46 @@ def image_token(code: int) -> str:
 class Vocab:
     """Text tokens + specials + image-code tokens, as one `tokenizers.Tokenizer`.
 
+    What it assumes of the text tokenizer, checked here (a one-line UserError otherwise):
+    - its ids are exactly 0..T-1, and no token is named like a special, `<img_k>` or `<same>`:
+      those are appended after T and must neither collide with a text id nor shadow a text token;
+    - each answer word (the yes/no of an attribute list) is one token where it stands in running
+      text after a space: checked when one is asked for (`token_id`);
+    - ages 0..120 may be one token each (`number_token_ids`: estimate_age reads P(age) from one
+      softmax) or several (`age_ids`: each age is scored by its sequence log-probability);
+    - text is decoded by the tokenizer's own decoder; whole words are the pieces that start with
+      its space marker (`space_marker`: "▁" for Metaspace / SentencePiece, "Ġ" for byte-level BPE).
+    A post-processor (a pretrained tokenizer's own `<s>` / `<|begin_of_text|>`) is dropped: sequences
+    are `<bos> prompt <sep> target <eos>` in this vocabulary's specials, whoever made the text side.
+
     Args:
-        text_tokenizer: the trained text tokenizer (text_tokenizer.py); it is copied, not changed.
+        text_tokenizer: the text tokenizer (talk2face.text_tokenizers); it is copied, not changed.
         n_codes: codebook size K of the image tokenizer.
         same_token: append `<same>` after the image codes (edit targets written as changes).
+        source: what the text tokenizer is (its file), named in error messages.
     """
 
-    def __init__(self, text_tokenizer: Tokenizer, n_codes: int, same_token: bool = False) -> None:
+    def __init__(self, text_tokenizer: Tokenizer, n_codes: int, same_token: bool = False,
+                 source: str = "the text tokenizer") -> None:
         if n_codes < 1:
             raise ValueError(f"n_codes must be >= 1, got {n_codes}")
-        # copy: adding tokens below must not change the caller's tokenizer
-        tok = Tokenizer.from_str(text_tokenizer.to_str())
-        clash = [t for t in SPECIALS if tok.token_to_id(t) is not None]
-        if clash:
-            raise UserError(f"the text tokenizer already contains {clash}: pass the text tokenizer, not a saved Vocab")
-        self.n_text = tok.get_vocab_size(with_added_tokens=True)
-        # normalized=False: specials are matched in the raw text, before lowercasing, and each
-        # text span between them is normalized on its own (so spaces next to <face> are stripped).
+        spec = text_tokenizer.to_str()
+        tok = Tokenizer.from_str(spec)  # a copy: adding tokens below must not change the caller's tokenizer
+        tok.post_processor = None
+        text_vocab = tok.get_vocab(with_added_tokens=True)
+        ours = {t: i for t, i in text_vocab.items() if t in SPECIALS or t == SAME or IMAGE_TOKEN.fullmatch(t)}
+        if ours:
+            shown = ", ".join(f"{t} (id {i})" for t, i in sorted(ours.items(), key=lambda kv: kv[1])[:3])
+            raise UserError(f"{source} already has token(s) named like talk2face's specials or image codes: {shown}"
+                            f"{' ...' if len(ours) > 3 else ''}; pass a text tokenizer without them, not a saved Vocab")
+        self.n_text = len(text_vocab)
+        if self.n_text and max(text_vocab.values()) != self.n_text - 1:
+            raise UserError(f"{source}: its {self.n_text} token ids are not 0..{self.n_text - 1} (the highest is "
+                            f"{max(text_vocab.values())}): the specials and image codes appended from id {self.n_text} "
+                            "would collide with its ids")
+        # normalized=False: specials are matched in the raw text, before the text tokenizer's
+        # normalizer, and each text span between them is normalized on its own (this project's
+        # own normalizer then strips it, so spaces next to <face> change nothing).
         added = tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS])
         added += tok.add_special_tokens(
             [AddedToken(image_token(k), special=True, normalized=False) for k in range(n_codes)]
@@ -86,7 +103,7 @@ class Vocab:
         if same_token:
             added += tok.add_special_tokens([AddedToken(SAME, special=True, normalized=False)])
         if added != len(SPECIALS) + n_codes + same_token or tok.get_vocab_size(with_added_tokens=True) != self.n_text + added:
-            raise UserError("the text tokenizer already contains some <img_k> or <same> tokens: pass the text tokenizer only")
+            raise AssertionError("the appended tokens did not get the ids after the text ids")  # checked above: a bug
         self.tokenizer = tok
         self.n_codes = n_codes
         ids = {t: self.n_text + i for i, t in enumerate(SPECIALS)}
@@ -98,22 +115,26 @@ class Vocab:
         self.cell_token_range = range(self.image_token_start, self.image_token_range.stop + same_token)
         self.special_ids = frozenset(ids.values())
         self.unk_id = tok.token_to_id(UNK)
-        # An age answer is exactly one of these (the form after a space, which is how an answer
-        # that follows <sep> is tokenized): estimate_age reads P(age) from one softmax over them.
-        self.number_token_ids = np.array([self._single_id(str(n)) for n in range(MAX_NUMBER + 1)], dtype=np.int64)
-
-    def _single_id(self, text: str) -> int:
-        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
-        if len(ids) != 1:
-            raise UserError(
-                f"the text tokenizer splits {text!r} into {len(ids)} tokens; train it with "
-                "talk2face_train.text_tokenizer so that numbers 0..120 and answer words are single tokens"
-            )
-        return ids[0]
+        self.source = source
+        steps = json.loads(spec)
+        byte_level = "ByteLevel" in json.dumps([steps.get("pre_tokenizer"), steps.get("decoder")])
+        self.space_marker = BYTE_LEVEL_SPACE if byte_level else SPACE
+        # An age answer is the number alone after <sep>, encoded on its own as the target is.
+        self.age_ids = [self.encode(str(n)) for n in range(MAX_NUMBER + 1)]  # 121 x (L_n,)
+        single = all(len(a) == 1 for a in self.age_ids) and len({int(a[0]) for a in self.age_ids}) == MAX_NUMBER + 1
+        # (121,) when every age is one token, else None: estimate_age then scores sequences
+        self.number_token_ids = np.concatenate(self.age_ids) if single else None
 
     def token_id(self, word: str) -> int:
-        """The id of `word` encoded on its own, which must be exactly one token (e.g. "yes")."""
-        return self._single_id(word)
+        """The id of `word` as it stands in running text after a space (an answer word of an
+        attribute list, e.g. "yes"), which must be exactly one token."""
+        before, after = self.encode(word), self.encode(f"{word} {word}")
+        if len(after) != len(before) + 1 or not np.array_equal(after[: len(before)], before):
+            pieces = [self.tokenizer.id_to_token(int(i)) for i in after[len(before):]]
+            raise UserError(f"{self.source} writes the answer word {word!r} as {len(pieces)} tokens {pieces} after a "
+                            "space; answer words must be one token (train a text tokenizer with "
+                            "talk2face_train.text_tokenizer, or choose other answer words in templates/)")
+        return int(after[-1])
 
     def __len__(self) -> int:
         return self.cell_token_range.stop
@@ -205,7 +226,8 @@ class Vocab:
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(directory / "tokenizer.json"))
         specials = {
-            "pad_token": PAD, "bos_token": BOS, "eos_token": EOS, "sep_token": SEP, "unk_token": UNK,
+            "pad_token": PAD, "bos_token": BOS, "eos_token": EOS, "sep_token": SEP,
+            **({"unk_token": UNK} if self.unk_id is not None else {}),  # a byte-level BPE has none
             "additional_special_tokens": [BOI, EOI, FACE] + ([SAME] if self.same_id is not None else []),
         }
         config = {
@@ -236,7 +258,8 @@ class Vocab:
             raise UserError(f"{tok_file}: has no {PAD} token")
         # the text tokenizer is the unified one minus everything from <pad> on
         unified["added_tokens"] = [t for t in unified["added_tokens"] if t["id"] < pad]
-        vocab = cls(Tokenizer.from_str(json.dumps(unified)), int(config[VOCAB_META_KEY]), same_token=SAME in saved)
+        vocab = cls(Tokenizer.from_str(json.dumps(unified)), int(config[VOCAB_META_KEY]), same_token=SAME in saved,
+                    source=str(tok_file))
         if saved != vocab.tokenizer.get_vocab(with_added_tokens=True):
             raise UserError(f"{tok_file}: token ids do not follow the talk2face layout")
         return vocab

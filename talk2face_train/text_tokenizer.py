@@ -1,4 +1,5 @@
-"""Train the text part of the vocabulary: a small BPE tokenizer for captions and templates.
+"""Train the text part of the vocabulary: a small BPE tokenizer for captions and templates (or a
+SentencePiece model, `--kind sentencepiece-unigram | sentencepiece-bpe`, below).
 
     python -m talk2face_train.text_tokenizer --data DIR [DIR ...] --out tokenizers/<name>/tokenizer.json
 
@@ -35,11 +36,27 @@ The pipeline, and why:
 
 The saved file is a plain `tokenizer.json`: `transformers.PreTrainedTokenizerFast(tokenizer_file=...)`
 loads it without this project. `talk2face.vocab.Vocab` adds the specials and image tokens.
+
+SentencePiece (`--kind sentencepiece-unigram` or `sentencepiece-bpe`, Kudo & Richardson 2018) trains
+the kind of tokenizer the Llama 2 / Mistral / Gemma families use, on the same corpus: it writes the
+SentencePiece model as `tokenizer.model` beside `--out`, and `--out` itself as its conversion to a
+`tokenizer.json` (talk2face.text_tokenizers; either file can be `data.text_tokenizer`). Its options
+follow those families, with this project's case folding:
+- normalisation `nmt_nfkc_cf`: NFKC and case folding (lowercase, as above), extra whitespace removed;
+- `split_digits`: every number is single digits, so an age answer is several tokens ("34" is
+  "▁" "3" "4") and `estimate_age` scores each age's whole answer (talk2face.facade);
+- `byte_fallback`: a character outside the pieces is its UTF-8 bytes, never `<unk>` (256 of the
+  pieces are the bytes); every ASCII letter, digit and punctuation sign is a piece of its own;
+- `<unk>` is id 0 and there are no `<s>` / `</s>` pieces: the vocabulary's specials are talk2face's.
+The vocabulary size is a soft limit: SentencePiece's unigram trainer stops where its pruning does
+(on the SynFace corpus at about 240 pieces besides the bytes, whatever the size asked for), its BPE
+trainer at the size asked for.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import string
 import sys
@@ -52,11 +69,13 @@ from tqdm.auto import tqdm
 from talk2face import shipped
 from talk2face.cli import run_standalone
 from talk2face.errors import UserError
-from talk2face.vocab import SPACE
+from talk2face.text_tokenizers import SENTENCEPIECE_MODEL, from_sentencepiece
+from talk2face.vocab import SPACE, Vocab
 
 UNK = "<unk>"
 MAX_NUMBER = 120
 TEMPLATE_REPEAT = 50  # weight of each template string in the corpus (see the module docstring)
+KINDS = ("bpe", "sentencepiece-unigram", "sentencepiece-bpe")  # --kind: this project's BPE, or SentencePiece's
 # a whole number 0..120 (optionally after the space marker) standing alone, else one digit
 NUMBER_PATTERN = rf"(?<![0-9]){SPACE}?(?:120|1[01][0-9]|[1-9]?[0-9])(?![0-9])|{SPACE}?[0-9]"
 
@@ -120,6 +139,43 @@ def train_text_tokenizer(texts: Iterable[str], vocab_size: int = 1024, required_
     return tok
 
 
+def train_sentencepiece(texts: Iterable[str], out_model: str | Path, model_type: str = "unigram",
+                        vocab_size: int = 1024, required_words: Sequence[str] = ()) -> Tokenizer:
+    """Train a SentencePiece model (options: the module docstring) and write it to `out_model`.
+
+    Args:
+        texts: the corpus (captions, instructions, template strings).
+        out_model: where the SentencePiece model is written (a `tokenizer.model`).
+        model_type: "unigram" or "bpe".
+        vocab_size: the number of pieces asked for, bytes included (a soft limit).
+        required_words: words that must each be one token after a space (attribute answers).
+    Returns:
+        the model converted to a `tokenizers.Tokenizer` (talk2face.text_tokenizers.from_sentencepiece).
+    """
+    import sentencepiece as spm
+
+    alphabet = string.ascii_lowercase + string.digits + string.punctuation
+    if vocab_size < 256 + len(alphabet) + 1:
+        raise UserError(f"--vocab-size {vocab_size}: a SentencePiece model here needs at least "
+                        f"{256 + len(alphabet) + 1} pieces (256 bytes, {len(alphabet)} ASCII characters, <unk>)")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=model, model_type=model_type, vocab_size=vocab_size,
+        hard_vocab_limit=False, normalization_rule_name="nmt_nfkc_cf", split_digits=True, byte_fallback=True,
+        required_chars=alphabet, character_coverage=1.0, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
+        num_threads=1,  # one thread: the same model from the same corpus, byte for byte
+        minloglevel=2,
+    )
+    out_model = Path(out_model)
+    out_model.parent.mkdir(parents=True, exist_ok=True)
+    out_model.write_bytes(model.getvalue())
+    tok = from_sentencepiece(out_model)
+    vocab = Vocab(tok, n_codes=1, source=str(out_model))
+    for word in required_words:
+        vocab.token_id(word)  # one token after a space, or a UserError naming its pieces
+    return tok
+
+
 def corpus_from_sources(dirs: Sequence[str | Path], split: str = "train") -> list[str]:
     """Every caption and edit instruction of `split` in each source folder."""
     from talk2face.data.sources import open_source
@@ -140,7 +196,10 @@ def corpus_from_sources(dirs: Sequence[str | Path], split: str = "train") -> lis
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, help="data source folders / YAML files")
     parser.add_argument("--templates", default=str(shipped.TEMPLATES), help="templates folder (its text is in the corpus)")
-    parser.add_argument("--vocab-size", type=int, default=1024, help="number of text pieces")
+    parser.add_argument("--vocab-size", type=int, default=1024, help="number of text pieces (SentencePiece: at most)")
+    parser.add_argument("--kind", choices=KINDS, default="bpe",
+                        help="this project's BPE, or a SentencePiece unigram / BPE model (written as tokenizer.model "
+                             "beside --out, and converted to --out)")
     parser.add_argument("--split", default="train", help="split whose captions are read")
     parser.add_argument("--out", required=True, help="output tokenizer.json path")
 
@@ -152,8 +211,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--vocab-size must be at least 100 (the alphabet alone is ~70 pieces), got {args.vocab_size}")
     templates = Templates.load(args.templates)
     texts = corpus_from_sources(args.data, args.split) + templates.corpus() * TEMPLATE_REPEAT
-    tok = train_text_tokenizer(texts, args.vocab_size, templates.answer_words())
     out = Path(args.out)
+    if args.kind == "bpe":
+        tok = train_text_tokenizer(texts, args.vocab_size, templates.answer_words())
+    else:
+        model_type = args.kind.removeprefix("sentencepiece-")
+        tok = train_sentencepiece(texts, out.with_name(SENTENCEPIECE_MODEL), model_type, args.vocab_size,
+                                  templates.answer_words())
+        print(f"wrote {out.with_name(SENTENCEPIECE_MODEL)}: the SentencePiece {model_type} model")
     out.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(out))
     lengths = [len(e.ids) for e in tok.encode_batch(texts)]

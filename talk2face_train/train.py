@@ -43,10 +43,12 @@ from talk2face_train.optimizers import OPTIMIZERS, build_optimizers, check_shard
 from talk2face_train.precision import resolve as resolve_precision
 from talk2face_train.precision import accelerator_for, step_probe
 from talk2face_train.precision import validate as validate_precision
+from talk2face_train.pretrained_lm import check_pretrained, load_pretrained, pretrained_tokenizer
 from talk2face_train.schedule import warmup_cosine
 from talk2face_train.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, WeightedRows, collate
 from talk2face.templates import Templates
-from talk2face.vocab import Vocab, read_tokenizer
+from talk2face.text_tokenizers import load_text_tokenizer
+from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,9 @@ class SourceConfig:
 class DataConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     vqgan: str = ""  # the VQGAN folder the codes were made with; copied into the final model folder
-    text_tokenizer: str = str(shipped.TEXT_TOKENIZER)  # trained by talk2face_train.text_tokenizer
+    # a tokenizer.json, a SentencePiece tokenizer.model or a folder with one (talk2face.text_tokenizers),
+    # e.g. trained by talk2face_train.text_tokenizer; not used with init_from (the LM's own is)
+    text_tokenizer: str = str(shipped.TEXT_TOKENIZER)
     templates: str = str(shipped.TEMPLATES)  # one YAML file per task
     task_weights: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in TASKS})
     max_length: int = 256  # context of the decoder: the longest prompt + answer
@@ -110,7 +114,10 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    model: str = "small"  # a key of talk2face.modeling.MODEL_PRESETS
+    model: str = "small"  # a key of talk2face.modeling.MODEL_PRESETS; not used with init_from
+    # a local Hugging Face Llama causal-LM folder to start from: its config is the shape, its tokenizer
+    # the text side, its weights the start (talk2face_train.pretrained_lm); "" = random weights
+    init_from: str = ""
     # a learnt embedding of each image code's cell in the face grid (talk2face.face_grid)
     face_grid: bool = False
     # bidirectional attention over `<bos> prompt <sep>`, causal after it (talk2face.prefix_lm);
@@ -244,8 +251,9 @@ class TrainingLoss:
 
     @classmethod
     def from_config(cls, data: DataConfig, vocab: Vocab) -> TrainingLoss:
+        numbers = vocab.number_token_ids
         return cls(data.prompt_face_loss, data.answer_loss == "answer", data.age_sigma,
-                   torch.from_numpy(vocab.number_token_ids))
+                   None if numbers is None else torch.from_numpy(numbers))
 
     def number_nll(self, logits: torch.Tensor, labels: torch.Tensor, nll: torch.Tensor) -> torch.Tensor:
         """(N, V) logits, (N,) labels, (N,) nll -> nll with number targets scored against a Gaussian."""
@@ -278,10 +286,19 @@ class TrainingLoss:
 
 
 def build_vocab(cfg: TrainConfig) -> Vocab:
-    """The unified vocabulary: the text tokenizer's pieces, the specials and the codes of the data."""
+    """The unified vocabulary: the text tokenizer's pieces (the init_from LM's own, else
+    data.text_tokenizer's), the specials and the codes of the data."""
     n_codes = load_tokenized(cfg.data.sources[0].tokenized)[1]["n_codes"]
-    return Vocab(read_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), n_codes=n_codes,
-                 same_token=cfg.data.edit_same)
+    if cfg.init_from:
+        text, source = pretrained_tokenizer(cfg.init_from), f"the tokenizer of init_from={cfg.init_from}"
+    else:
+        text, source = load_text_tokenizer(cfg.data.text_tokenizer, "data.text_tokenizer"), cfg.data.text_tokenizer
+    vocab = Vocab(text, n_codes=n_codes, same_token=cfg.data.edit_same, source=source)
+    if cfg.data.age_sigma > 0 and vocab.number_token_ids is None:
+        longest = max(len(a) for a in vocab.age_ids)
+        raise UserError(f"data.age_sigma={cfg.data.age_sigma} needs every age 0..120 to be one token, but {source} "
+                        f"writes an age as up to {longest} tokens: set data.age_sigma=0")
+    return vocab
 
 
 def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict[str, WeightedRows], sequences: int) -> MultiTaskDataset:
@@ -292,12 +309,16 @@ def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict[str, W
 
 
 def build_decoder(cfg: TrainConfig, vocab: Vocab) -> torch.nn.Module:
-    """The freshly initialised decoder `cfg` describes: preset, image rows, face grid, attention."""
-    model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
-    if cfg.data.codebook_embeddings or cfg.face_grid:
-        vqgan = VQGAN.from_pretrained(cfg.data.vqgan)
-    if cfg.data.codebook_embeddings:
-        init_image_embeddings(model, vqgan.quantize.embedding.weight, vocab.image_token_range.start)  # (K, D)
+    """The decoder `cfg` describes, before training: the preset freshly initialised (or the
+    init_from LM, resized to the vocabulary), image rows, face grid, attention."""
+    if not cfg.init_from:  # built before the VQGAN loads, which draws random numbers too: the same start as ever
+        model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    vqgan = VQGAN.from_pretrained(cfg.data.vqgan) if cfg.data.codebook_embeddings or cfg.face_grid else None
+    codebook = vqgan.quantize.embedding.weight if cfg.data.codebook_embeddings else None  # (K, D)
+    if cfg.init_from:
+        model = load_pretrained(cfg.init_from, vocab, cfg.data.max_length, codebook)
+    elif codebook is not None:
+        init_image_embeddings(model, codebook, vocab.image_token_range.start)
     if cfg.face_grid:
         face_grid.install(model, vocab.cell_token_range, vqgan.grid_size[0] * vqgan.grid_size[1])
     if cfg.prefix_lm:
@@ -329,6 +350,8 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.prefix_lm and cfg.data.prompt_face_loss > 0:
         raise UserError(f"prefix_lm=true with data.prompt_face_loss={cfg.data.prompt_face_loss}: a prompt code sees "
                         "itself through the prefix's bidirectional attention; set data.prompt_face_loss=0")
+    if cfg.init_from:
+        check_pretrained(cfg.init_from, cfg.data.max_length)
     out = Path(cfg.output_dir)
     earlier = [p.name for p in (out / "final", checkpoints_dir(out)) if p.exists()]
     if cfg.resume is None and earlier:
@@ -461,6 +484,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         "attention": "prefix_lm" if cfg.prefix_lm else "causal",
         "processes": accelerator.num_processes,  # data-parallel ranks (the global batch is this x batch_size)
     }
+    if cfg.init_from:  # the pretrained LM it started from (talk2face_train.pretrained_lm)
+        card["init_from"] = str(Path(cfg.init_from).resolve())
 
     def save(directory: Path, share_vqgan: bool) -> None:  # on every process (save_model_folder)
         card.update(step=step, trained_tokens=tokens)  # tokens this process trained on (all processes)

@@ -1,5 +1,6 @@
 """The Talk2Face API on a tiny trained model: shapes, constraints and probability semantics."""
 
+import copy
 import numpy as np
 import pytest
 import torch
@@ -39,6 +40,47 @@ def test_age_is_an_expectation_over_a_distribution(talk2face, faces):
     assert probs.shape == (3, 121) and torch.allclose(probs.sum(-1), torch.ones(3), atol=1e-4)
     ages = talk2face.estimate_age(faces)
     assert ages == pytest.approx((probs @ torch.arange(121.0)).tolist(), rel=1e-5)
+
+
+def teacher_forced_log_probs(model: Talk2Face, prompts, answers) -> torch.Tensor:
+    """log P(answer | prompt) by one plain forward pass over each whole `prompt + answer` row: (B, C)."""
+    out = torch.zeros(len(prompts), len(answers))
+    for i, prompt in enumerate(prompts):
+        rows = [np.concatenate([prompt, a]) for a in answers]
+        logp = model._logits(rows)[0].log_softmax(-1)  # (C, T, V), left-padded: every answer ends the row
+        for j, a in enumerate(answers):
+            positions = torch.arange(logp.shape[1] - len(a) - 1, logp.shape[1] - 1)  # those predicting the answer
+            out[i, j] = logp[j, positions, torch.from_numpy(np.asarray(a))].sum()
+    return out
+
+
+def test_age_answers_of_several_tokens_are_scored_like_a_full_teacher_forced_pass(talk2face, faces, monkeypatch):
+    vocab = talk2face.vocab
+    codes = talk2face.encode_faces(faces[:2])
+    sharp = copy.deepcopy(talk2face)  # the tiny model attends almost uniformly: sharpen it, so positions count
+    with torch.no_grad():
+        for layer in sharp.model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(30.0)
+    # prompts of different lengths (left padding, positions restarting after it) and answers of 1..4 tokens
+    prompts = [vocab.prompt_ids("how old is this person? <face>", [codes[0]], 64),
+               vocab.prompt_ids("<face> age:", [codes[1]], 64)]
+    answers = [np.array([vocab.eos_id]), np.append(vocab.number_token_ids[[3, 4]], vocab.eos_id),
+               vocab.number_token_ids[[1, 2, 0]], np.array([vocab.number_token_ids[34], vocab.eos_id])]
+    torch.testing.assert_close(sharp._answer_log_probs(prompts, answers).cpu(),
+                               teacher_forced_log_probs(sharp, prompts, answers), atol=1e-4, rtol=1e-4)
+
+    # where every age is one token, the one-softmax path is the sequence scoring of one-token answers
+    fast = talk2face.age_distribution(faces)
+    age_prompts = [talk2face.task_prompt_ids("age", face=c) for c in talk2face.encode_faces(faces)]
+    one_token = talk2face._answer_log_probs(age_prompts, [np.array([i]) for i in vocab.number_token_ids])
+    torch.testing.assert_close(one_token.softmax(-1).cpu(), fast, atol=1e-5, rtol=1e-4)
+    # and a vocabulary whose ages are several tokens scores "<age> <eos>" whole
+    monkeypatch.setattr(vocab, "number_token_ids", None)
+    ended = [np.append(a, vocab.eos_id) for a in vocab.age_ids]
+    scored = talk2face.age_distribution(faces, batch_size=2)
+    torch.testing.assert_close(scored, teacher_forced_log_probs(talk2face, age_prompts, ended).softmax(-1),
+                               atol=1e-5, rtol=1e-4)
+    assert (scored - fast).abs().max() > 1e-4  # P(<eos> | age) weighs in: not the one-softmax figure
 
 
 def test_attribute_probabilities_cover_the_trained_attributes(talk2face, faces):
