@@ -101,14 +101,21 @@ class StaticDecoder:
         self._steps: dict[Rule, object] = {}
 
     def _layers(self) -> list[_Layer]:
-        """The layers' weights, concatenated afresh at each call (so they follow the model's)."""
+        """The layers' weights, concatenated afresh at each call (so they follow the model's). Under
+        autocast the matrices are cast here once, as autocast would cast them at every step."""
+        device = self.model.lm_head.weight.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+
+        def matrix(*weights: torch.Tensor) -> torch.Tensor:
+            return torch.cat(weights).to(dtype or weights[0].dtype)
+
         layers = []
         for layer in self.model.model.layers:
             a, m = layer.self_attn, layer.mlp
             layers.append(_Layer(
-                layer.input_layernorm.weight, torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                a.o_proj.weight, layer.post_attention_layernorm.weight,
-                torch.cat([m.gate_proj.weight, m.up_proj.weight]), m.down_proj.weight,
+                layer.input_layernorm.weight, matrix(a.q_proj.weight, a.k_proj.weight, a.v_proj.weight),
+                matrix(a.o_proj.weight), layer.post_attention_layernorm.weight,
+                matrix(m.gate_proj.weight, m.up_proj.weight), matrix(m.down_proj.weight),
             ))
         return layers
 

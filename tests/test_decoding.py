@@ -40,6 +40,14 @@ def test_faces_are_the_codes_generate_draws(static_and_reference, sampling):
     assert not torch.equal(a, other_seed)  # the draw follows the seed, so the equality above is not vacuous
 
 
+def test_faces_under_bf16_autocast_are_the_codes_generate_draws(tiny_model):
+    static, reference = (Talk2Face.from_pretrained(tiny_model, bf16=True) for _ in range(2))
+    reference.decoder = None
+    cond, uncond = prompts(static)
+    a, b = (m._generate_faces(cond, uncond, Sampling(cfg_scale=3.0, seed=3), batch_size=3) for m in (static, reference))
+    assert torch.equal(a, b)  # the static decoder casts its matrices once, as autocast casts them
+
+
 def test_kept_cells_are_forced_as_generate_forces_them(static_and_reference):
     static, reference = static_and_reference
     cond, uncond = prompts(static)
