@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.fx.experimental import _config as fx_config
 from transformers import PreTrainedModel
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+from transformers.models.llama.modeling_llama import rotate_half
 
 from talk2face.face_grid import FaceGridEmbedding
 from talk2face.logits_processors import filter_logits, guide, race
@@ -92,9 +92,8 @@ class StaticDecoder:
         config = model.config
         self.model = model
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        self.q_width = config.num_attention_heads * self.head_dim
-        self.kv_width = config.num_key_value_heads * self.head_dim
-        self.gqa = config.num_attention_heads != config.num_key_value_heads
+        self.q_heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.gqa = self.q_heads != self.kv_heads
         self.eps = config.rms_norm_eps
         self.scaling = self.head_dim**-0.5
         self.compiled = compiled
@@ -160,7 +159,7 @@ class StaticDecoder:
     ) -> torch.Tensor:
         """One token for every row: the forward pass over the static cache, then `rule`.
 
-        token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, 1, D) its
+        token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, 1, 1, D) its
         rotary angles; slot: (1,) its index in the cache; valid: (N, S) keys written and not
         padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed: (V,);
         uniform: (B, V) or None; keep_token, keep: (N,) a token forced where keep is set.
@@ -170,10 +169,10 @@ class StaticDecoder:
         valid[:, slot] = True
         x = self._embed(token, cell)  # (N, 1, H)
         for layer, k_cache, v_cache in zip(layers, keys, values):
-            qkv = F.linear(self._norm(x, layer.attention_norm), layer.qkv)  # (N, 1, Hq*D + 2*Hkv*D)
-            q, k, v = (t.view(n, 1, -1, self.head_dim).transpose(1, 2)
-                       for t in qkv.split([self.q_width, self.kv_width, self.kv_width], -1))  # (N, heads, 1, D)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            heads = F.linear(self._norm(x, layer.attention_norm), layer.qkv).view(n, 1, -1, self.head_dim)
+            qk, v = heads.transpose(1, 2).split([self.q_heads + self.kv_heads, self.kv_heads], 1)  # (N, heads, 1, D)
+            qk = qk * cos + rotate_half(qk) * sin  # Llama's rotary embedding, queries and keys at once
+            q, k = qk.split([self.q_heads, self.kv_heads], 1)
             k_cache[:, :, slot] = k.to(k_cache.dtype)  # index_put_ on a whole input: compiled in place
             v_cache[:, :, slot] = v.to(v_cache.dtype)
             o = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=valid[:, None, None, :],
@@ -230,7 +229,7 @@ class StaticDecoder:
             at = last + i  # (N,) the position of the token going in
             slot = torch.tensor([width + i - 1], device=ids.device)
             fed = token
-            token = step(layers, fed, cell, cos[0, at, None], sin[0, at, None], slot, valid, keys, values, allowed,
+            token = step(layers, fed, cell, cos[0, at, None, None], sin[0, at, None, None], slot, valid, keys, values, allowed,
                          uniform(), keep[0][:, i], keep[1][:, i])
             cell = torch.where(self._is_image(fed), cell + 1, torch.zeros_like(cell))  # the cell of `token`
             written.append(token)

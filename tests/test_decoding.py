@@ -5,9 +5,11 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from talk2face.decoding import Rule
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from talk2face.decoding import Rule, StaticDecoder
 from talk2face.facade import Talk2Face
-from talk2face.logits_processors import race
+from talk2face.logits_processors import AllowedRange, GuidedSampler, race
 from talk2face.sampling import Sampling
 
 TEXTS = ["a man", "a smiling old woman with glasses and earrings", "a young man with a beard"]  # unequal widths
@@ -46,6 +48,24 @@ def test_faces_under_bf16_autocast_are_the_codes_generate_draws(tiny_model):
     cond, uncond = prompts(static)
     a, b = (m._generate_faces(cond, uncond, Sampling(cfg_scale=3.0, seed=3), batch_size=3) for m in (static, reference))
     assert torch.equal(a, b)  # the static decoder casts its matrices once, as autocast casts them
+
+
+def test_grouped_query_attention_decodes_as_generate():
+    """Pretrained LMs (init_from) share key / value heads between query heads."""
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(3, 60, (3, 7))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0  # left padding
+    static = StaticDecoder(model).decode(ids, mask, 10, Rule((20, 60)), torch.Generator().manual_seed(0))
+    reference = model.generate(
+        input_ids=ids, attention_mask=mask, max_new_tokens=10, min_new_tokens=10, do_sample=False,
+        logits_processor=[AllowedRange(20, 60), GuidedSampler(generator=torch.Generator().manual_seed(0))],
+        pad_token_id=0, eos_token_id=None,
+    )
+    assert torch.equal(static, reference[:, 7:])
 
 
 def test_kept_cells_are_forced_as_generate_forces_them(static_and_reference):
