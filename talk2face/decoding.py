@@ -159,13 +159,14 @@ class StaticDecoder:
     ) -> torch.Tensor:
         """One token for every row: the forward pass over the static cache, then `rule`.
 
-        token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, 1, 1, D) its
+        token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, D) its
         rotary angles; slot: (1,) its index in the cache; valid: (N, S) keys written and not
         padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed: (V,);
         uniform: (B, V) or None; keep_token, keep: (N,) a token forced where keep is set.
         Returns (N,) the next tokens.
         """
         n = len(token)
+        cos, sin = cos[:, None, None], sin[:, None, None]  # (N, 1, 1, D): made here, so their 1s are not sizes of inputs
         valid[:, slot] = True
         x = self._embed(token, cell)  # (N, 1, H)
         for layer, k_cache, v_cache in zip(layers, keys, values):
@@ -229,7 +230,7 @@ class StaticDecoder:
             at = last + i  # (N,) the position of the token going in
             slot = torch.tensor([width + i - 1], device=ids.device)
             fed = token
-            token = step(layers, fed, cell, cos[0, at, None, None], sin[0, at, None, None], slot, valid, keys, values, allowed,
+            token = step(layers, fed, cell, cos[0, at], sin[0, at], slot, valid, keys, values, allowed,
                          uniform(), keep[0][:, i], keep[1][:, i])
             cell = torch.where(self._is_image(fed), cell + 1, torch.zeros_like(cell))  # the cell of `token`
             written.append(token)
