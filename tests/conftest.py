@@ -5,6 +5,7 @@ Everything is built once per test session in a few seconds; tests that train or 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,20 @@ def tiny_world(tmp_path_factory) -> dict[str, Path]:
     VQGAN(config).save_pretrained(root / "vqgan")
     tokenize(root / "vqgan", root / "synface", root / "tokenized", batch_size=32)
     return {"synface": root / "synface", "vqgan": root / "vqgan", "tokenized": root / "tokenized"}
+
+
+def caption_folder(root: Path, captions: list[str]) -> Path:
+    """An imagefolder source at root/src whose train split holds one blank image per caption."""
+    from PIL import Image
+
+    split = root / "src" / "train"
+    split.mkdir(parents=True)
+    lines = []
+    for i, caption in enumerate(captions):
+        Image.new("RGB", (4, 4)).save(split / f"{i}.png")
+        lines.append(json.dumps({"file_name": f"{i}.png", "id": str(i), "captions": [caption]}))
+    (split / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "src"
 
 
 def tiny_train_args(world: dict[str, Path], out: Path, *extra: str) -> list[str]:

@@ -180,15 +180,9 @@ def test_a_file_that_does_not_load_is_one_line_naming_it(tmp_path):
 
 
 def test_the_cli_trains_a_reproducible_sentencepiece_model(tmp_path):
-    from PIL import Image
+    from conftest import caption_folder
 
-    split = tmp_path / "src" / "train"
-    split.mkdir(parents=True)
-    lines = []
-    for i, caption in enumerate(CAPTIONS * 3):
-        Image.new("RGB", (4, 4)).save(split / f"{i}.png")
-        lines.append(json.dumps({"file_name": f"{i}.png", "id": str(i), "captions": [caption]}))
-    (split / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    caption_folder(tmp_path, CAPTIONS * 3)
     for out in (tmp_path / "a", tmp_path / "b"):
         assert train_main(["--data", str(tmp_path / "src"), "--kind", "sentencepiece-unigram", "--vocab-size", "400",
                            "--out", str(out / "tokenizer.json")]) == 0

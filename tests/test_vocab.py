@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
@@ -147,13 +146,9 @@ def test_a_saved_vocab_is_not_a_text_tokenizer(vocab):
 
 
 def test_cli_trains_a_reproducible_tokenizer(tmp_path):
-    split = tmp_path / "src" / "train"
-    split.mkdir(parents=True)
-    lines = []
-    for i, caption in enumerate(CAPTIONS * 3):
-        Image.new("RGB", (4, 4)).save(split / f"{i}.png")
-        lines.append(f'{{"file_name": "{i}.png", "id": "{i}", "captions": ["{caption}"]}}')
-    (split / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    from conftest import caption_folder
+
+    caption_folder(tmp_path, CAPTIONS * 3)
     outs = [tmp_path / "a" / "tokenizer.json", tmp_path / "b" / "tokenizer.json"]
     for out in outs:
         assert train_main(["--data", str(tmp_path / "src"), "--templates", str(REPO / "templates"),
