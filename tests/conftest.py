@@ -33,6 +33,17 @@ def tiny_world(tmp_path_factory) -> dict[str, Path]:
     return {"synface": root / "synface", "vqgan": root / "vqgan", "tokenized": root / "tokenized"}
 
 
+# captions and instructions in several styles, for the text-tokenizer tests
+CAPTIONS = [
+    "This woman has blond hair and is smiling. She wears earrings.",
+    "A 34-year-old man with gray hair, eyeglasses and a full beard",
+    "young girl; bangs; no glasses",
+    "an old man in his seventies wearing a hat",
+    "make her smile",
+    "add glasses",
+]
+
+
 def caption_folder(root: Path, captions: list[str]) -> Path:
     """An imagefolder source at root/src whose train split holds one blank image per caption."""
     from PIL import Image

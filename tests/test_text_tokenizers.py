@@ -14,6 +14,7 @@ import sentencepiece as spm
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer
 
+from conftest import CAPTIONS, caption_folder
 from talk2face.errors import UserError
 from talk2face.templates import Templates
 from talk2face.text_tokenizers import load_text_tokenizer
@@ -23,14 +24,6 @@ from talk2face_train.text_tokenizer import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = Templates.load(REPO / "templates")
-CAPTIONS = [
-    "This woman has blond hair and is smiling. She wears earrings.",
-    "A 34-year-old man with gray hair, eyeglasses and a full beard",
-    "young girl; bangs; no glasses",
-    "an old man in his seventies wearing a hat",
-    "make her smile",
-    "add glasses",
-]
 CORPUS = CAPTIONS * 20 + TEMPLATES.corpus() * TEMPLATE_REPEAT
 # what the parity test encodes: captions, numbers, case, extra and edge whitespace, unseen characters
 PROBES = [*CAPTIONS, "How old is this person? 77", "born 1995 (120)", "  A  34-YEAR-OLD   woman  ", "", " x",
@@ -180,8 +173,6 @@ def test_a_file_that_does_not_load_is_one_line_naming_it(tmp_path):
 
 
 def test_the_cli_trains_a_reproducible_sentencepiece_model(tmp_path):
-    from conftest import caption_folder
-
     caption_folder(tmp_path, CAPTIONS * 3)
     for out in (tmp_path / "a", tmp_path / "b"):
         assert train_main(["--data", str(tmp_path / "src"), "--kind", "sentencepiece-unigram", "--vocab-size", "400",

@@ -10,6 +10,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from conftest import CAPTIONS, caption_folder
 from talk2face.errors import UserError
 from talk2face.templates import Templates
 from talk2face_train.text_tokenizer import main as train_main
@@ -18,14 +19,6 @@ from talk2face.vocab import Vocab
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "tokenizers" / "synface" / "tokenizer.json"
-CAPTIONS = [
-    "This woman has blond hair and is smiling. She wears earrings.",
-    "A 34-year-old man with gray hair, eyeglasses and a full beard",
-    "young girl; bangs; no glasses",
-    "an old man in his seventies wearing a hat",
-    "make her smile",
-    "add glasses",
-]
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +139,6 @@ def test_a_saved_vocab_is_not_a_text_tokenizer(vocab):
 
 
 def test_cli_trains_a_reproducible_tokenizer(tmp_path):
-    from conftest import caption_folder
-
     caption_folder(tmp_path, CAPTIONS * 3)
     outs = [tmp_path / "a" / "tokenizer.json", tmp_path / "b" / "tokenizer.json"]
     for out in outs:
