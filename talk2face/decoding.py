@@ -83,7 +83,7 @@ class StaticDecoder:
     """Decodes from a stock `LlamaForCausalLM` (face-grid embeddings allowed) with a static KV cache.
 
     Args:
-        model: the decoder (Llama layers without biases, SiLU MLP: what `talk2face.modeling` builds).
+        model: the decoder, one that `supports` (what `talk2face.modeling` builds, and most Llamas).
         compiled: run each step through `torch.compile` (one graph per rule, dynamic in the batch
             and the cache length, so new batch sizes do not compile afresh).
     """
@@ -98,6 +98,14 @@ class StaticDecoder:
         self.scaling = self.head_dim**-0.5
         self.compiled = compiled
         self._steps: dict[Rule, object] = {}
+
+    @staticmethod
+    def supports(config) -> bool:
+        """Whether the step's arithmetic is this model's: Llama layers without biases, a SiLU MLP,
+        and rotary angles that do not change with the sequence's length (not "dynamic" scaling)."""
+        rope = (getattr(config, "rope_parameters", None) or {}).get("rope_type", "default")
+        return (config.model_type == "llama" and not config.attention_bias and not config.mlp_bias
+                and config.hidden_act == "silu" and rope != "dynamic")
 
     def _layers(self) -> list[_Layer]:
         """The layers' weights, concatenated afresh at each call (so they follow the model's). Under

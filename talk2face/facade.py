@@ -80,8 +80,9 @@ class Talk2Face:
         self.caption_words = list(caption_words)
         self.rewrite_unknown_words = bool(self.caption_words)
         self.tasks = list(templates.tasks if tasks is None else tasks)
-        # None: transformers' `generate` with the logits processors, the reference the static decoder matches
-        self.decoder: StaticDecoder | None = StaticDecoder(self.model)
+        # None: transformers' `generate` with the logits processors, the reference the static decoder
+        # matches, and the path of a model whose layers it does not compute (biases, another activation)
+        self.decoder: StaticDecoder | None = StaticDecoder(self.model) if StaticDecoder.supports(model.config) else None
 
     @cached_property
     def lexicon(self) -> Lexicon:
@@ -125,6 +126,9 @@ class Talk2Face:
         Its first call compiles (seconds; cached on disk for later processes), and any later batch
         size or prompt width reuses the graph; its speed is measured by `python -m
         benchmarks.generation` (README, Speed). Returns self."""
+        if not StaticDecoder.supports(self.model.config):
+            raise UserError("compile(): the static decoder does not compute this model's layers (biases, an "
+                            "activation other than SiLU or dynamic rotary scaling); it decodes with generate")
         self.decoder = StaticDecoder(self.model, compiled=True)
         return self
 

@@ -8,6 +8,7 @@ from torch._dynamo.utils import counters
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from talk2face.decoding import Rule, StaticDecoder
+from talk2face.errors import UserError
 from talk2face.facade import Talk2Face
 from talk2face.logits_processors import AllowedRange, GuidedSampler, race
 from talk2face.sampling import Sampling
@@ -109,3 +110,16 @@ def test_the_compiled_step_is_one_graph_for_every_batch_and_prompt_width(tiny_mo
         a, b = (m.text_to_face(texts, num_samples=samples, cfg_scale=2.0, seed=5) for m in (eager, compiled))
         assert [np.asarray(x).tobytes() for x in a] == [np.asarray(x).tobytes() for x in b]
     assert counters["stats"]["unique_graphs"] == 1  # whatever the batch and prompt width
+
+
+def test_layers_the_step_does_not_compute_decode_with_generate(tiny_model):
+    model = Talk2Face.from_pretrained(tiny_model, bf16=False)
+    assert StaticDecoder.supports(model.model.config)
+    config = LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, attention_bias=True)
+    assert not StaticDecoder.supports(config)
+    model.model.config.mlp_bias = True
+    biased = Talk2Face(model.model, model.vocab, model.vqgan, model.templates, model.attributes, model.max_length)
+    assert biased.decoder is None
+    with pytest.raises(UserError, match="does not compute this model's layers"):
+        biased.compile()
