@@ -27,7 +27,7 @@ from transformers import PreTrainedModel
 from transformers.models.llama.modeling_llama import rotate_half
 
 from talk2face.face_grid import FaceGridEmbedding
-from talk2face.logits_processors import filter_logits, guide, race
+from talk2face.logits_processors import allowed_ids, filter_logits, guide, race
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,8 @@ class Rule:
     greedy: bool = False
 
     def allowed_ids(self, vocab_size: int, device: torch.device) -> torch.Tensor:
-        """(V,) bool, True for the ids this rule lets a step write."""
-        ids = torch.arange(vocab_size, device=device)
-        inside = (ids >= self.allowed[0]) & (ids < self.allowed[1])
-        allowed = inside if self.inside else ~inside
-        return allowed | torch.isin(ids, torch.tensor(self.also_allowed, dtype=torch.long, device=device))
+        """(V,) bool, True for the ids this rule lets a step write (as `AllowedRange` lets them)."""
+        return allowed_ids(vocab_size, *self.allowed, self.inside, self.also_allowed, device)
 
     def pick(self, logits: torch.Tensor, allowed: torch.Tensor, uniform: torch.Tensor | None) -> torch.Tensor:
         """(N, V) float logits, (V,) allowed ids, (B, V) U[0, 1) draws (None when greedy) -> (N,) tokens."""
@@ -155,8 +152,7 @@ class StaticDecoder:
         embed = self.model.model.embed_tokens
         x = F.embedding(token, embed.weight)  # (N, H)
         if isinstance(embed, FaceGridEmbedding):
-            is_image = (token >= embed.image_start) & (token < embed.image_stop)  # (N,)
-            x = x + embed.cells.weight[cell.clamp(max=embed.n_cells - 1)] * is_image[:, None].to(x.dtype)
+            x = x + embed.cells.weight[cell.clamp(max=embed.n_cells - 1)] * embed.is_image(token)[:, None].to(x.dtype)
         return x[:, None]
 
     def _step(
@@ -227,13 +223,15 @@ class StaticDecoder:
 
         # the rotary angles of every position a written token can take (as the model computes them)
         last = position[:, -1]  # (N,)
-        cos, sin = self.model.model.rotary_emb(self.model.model.embed_tokens.weight, torch.arange(int(last.max()) + new_tokens + 1, device=ids.device)[None])
+        positions = torch.arange(int(last.max()) + new_tokens + 1, device=ids.device)[None]  # (1, P')
+        cos, sin = self.model.model.rotary_emb(self.model.model.embed_tokens.weight, positions)  # (1, P', D) each
         token = torch.where(keep[1][:, 0], keep[0][:, 0], rule.pick(out.logits[:, -1].float(), allowed, uniform()))  # (N,)
-        written = [token]
+        stop = -1 if stop_id is None else stop_id  # -1: no id, so no row stops
+        written, stopped = [token], token == stop  # (N,) the rows that have written stop_id
         cell = self._trailing_image_run(ids)  # (N,) the face-grid cell of the first token written
         step, layers = self._step_fn(rule), self._layers()
         for i in range(1, new_tokens):
-            if stop_id is not None and bool(torch.stack(written, 1).eq(stop_id).any(1).all()):
+            if bool(stopped.all()):
                 break
             at = last + i  # (N,) the position of the token going in
             slot = torch.tensor([width + i - 1], device=ids.device)
@@ -242,6 +240,7 @@ class StaticDecoder:
                          uniform(), keep[0][:, i], keep[1][:, i])
             cell = torch.where(self._is_image(fed), cell + 1, torch.zeros_like(cell))  # the cell of `token`
             written.append(token)
+            stopped |= token == stop
         return torch.stack(written, 1)
 
     def _is_image(self, ids: torch.Tensor) -> torch.Tensor:
@@ -249,7 +248,7 @@ class StaticDecoder:
         embed = self.model.model.embed_tokens
         if not isinstance(embed, FaceGridEmbedding):
             return torch.zeros_like(ids, dtype=torch.bool)
-        return (ids >= embed.image_start) & (ids < embed.image_stop)
+        return embed.is_image(ids)
 
     def _trailing_image_run(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, P) -> (N,) image tokens at the end of each row: the cell the next image token fills."""

@@ -35,9 +35,13 @@ class FaceGridEmbedding(nn.Embedding):
         nn.init.normal_(self.cells.weight, std=token_embedding.weight.std().item())
         self._runs: torch.Tensor | None = None  # (B,) image tokens at the end of the last call
 
+    def is_image(self, ids: torch.Tensor) -> torch.Tensor:
+        """Same shape as ids: True for the image tokens, the ones that get a cell."""
+        return (ids >= self.image_start) & (ids < self.image_stop)
+
     def cell_index(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) ids -> ((B, T) cell of each image token, (B, T) bool is-image)."""
-        is_image = (ids >= self.image_start) & (ids < self.image_stop)
+        is_image = self.is_image(ids)
         count = is_image.long().cumsum(1)  # (B, T) image tokens so far
         if ids.shape[1] == 1 and self._runs is not None and len(self._runs) == len(ids):
             count = count + self._runs[:, None]  # the decoding step: the run goes on

@@ -2,8 +2,8 @@
 
 Used by `model.generate` (KV cache, batched over prompts and samples):
 - `AllowedRange`: only tokens in [start, stop) can be produced (a face span: the image-code ids,
-  which the vocabulary keeps contiguous), or only tokens outside it (a text span). A slice
-  assignment per step, so the constraint costs nothing next to the forward pass.
+  which the vocabulary keeps contiguous), or only tokens outside it (a text span); one mask per
+  step (`allowed_ids`, which the static decoder builds once per call).
 - `GuidedSampler`: classifier-free guidance computed from ONE batched forward pass. The batch is
   [conditional rows; unconditional rows]; the guided logits l_u + s * (l_c - l_u) (Ho & Salimans,
   2022) are sampled once per pair with temperature / top-k / top-p, and the chosen token is
@@ -21,23 +21,24 @@ from transformers import LogitsProcessor
 
 
 
+def allowed_ids(vocab_size: int, start: int, stop: int, inside: bool = True, also_allowed: tuple[int, ...] = (),
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """(V,) bool, True for the ids in [start, stop) (or outside it, with `inside=False`) and `also_allowed`."""
+    ids = torch.arange(vocab_size, device=device)
+    in_range = (ids >= start) & (ids < stop)
+    allowed = in_range if inside else ~in_range
+    return allowed | torch.isin(ids, torch.tensor(also_allowed, dtype=torch.long, device=device))
+
+
 class AllowedRange(LogitsProcessor):
-    """Mask every token outside [start, stop) (or inside it, with `inside=False`)."""
+    """Mask every token outside [start, stop) (or inside it, with `inside=False`) but `also_allowed`."""
 
     def __init__(self, start: int, stop: int, inside: bool = True, also_allowed: tuple[int, ...] = ()):
-        self.start, self.stop, self.inside = start, stop, inside
-        self.also_allowed = torch.tensor(also_allowed, dtype=torch.long)
+        self.start, self.stop, self.inside, self.also_allowed = start, stop, inside, also_allowed
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        keep = scores[:, self.also_allowed].clone() if len(self.also_allowed) else None  # (B, n)
-        if self.inside:
-            scores[:, : self.start] = -float("inf")
-            scores[:, self.stop :] = -float("inf")
-        else:
-            scores[:, self.start : self.stop] = -float("inf")
-        if keep is not None:
-            scores[:, self.also_allowed] = keep
-        return scores
+        allowed = allowed_ids(scores.shape[-1], self.start, self.stop, self.inside, self.also_allowed, scores.device)
+        return scores.masked_fill(~allowed, -float("inf"))
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
