@@ -225,6 +225,40 @@ class WeightedRows:
     rows: Sequence[Any]  # FaceRecords or pre-tokenized Arrow rows
     weight: float = 1.0  # relative share of the examples drawn from this source
     tasks: tuple[str, ...] | None = None  # the tasks it may train (None: every weighted task)
+    labels: Mapping[str, Any] | None = None  # its split's label counts from tokenize.json (None: not recorded)
+
+
+def source_trains(task_weights: Mapping[str, float], tasks: Sequence[str], builder: SequenceBuilder) -> list[str]:
+    """The weighted tasks a source whose entry lists `tasks` trains: those it lists, and multi_answer
+    where it lists every reading task."""
+    return [t for t in task_weights if t in tasks or (t == MULTI_ANSWER and set(builder.reading_tasks) <= set(tasks))]
+
+
+def trainable_weights(task_weights: Mapping[str, float], trainable: set[str]) -> dict[str, float]:
+    """The task weights without the tasks no source can train, each weighted one dropped with a
+    warning (e.g. edit on CelebA)."""
+    for task, w in task_weights.items():
+        if w > 0 and task not in trainable:
+            log.warning("task %r has weight %s but no source has records for it; it is dropped", task, w)
+    return {t: w for t, w in task_weights.items() if t in trainable}
+
+
+def trainable_rows(rows: Sequence[Any], tasks: Sequence[str], builder: SequenceBuilder) -> dict[str, np.ndarray]:
+    """task -> (N,) bool: which of `rows` have every label the task needs (multi_answer: the labels
+    of at least two reading tasks). Each label column is read once (`label_mask`)."""
+    masks: dict[str, np.ndarray] = {}
+
+    def has_all(required: Sequence[str]) -> np.ndarray:
+        ok = np.ones(len(rows), dtype=bool)
+        for label in required:
+            if label not in masks:
+                masks[label] = label_mask(rows, label)
+            ok &= masks[label]
+        return ok
+
+    templates = builder.templates
+    return {task: sum(has_all(templates.get(t).requires).astype(int) for t in builder.reading_tasks) >= 2
+            if task == MULTI_ANSWER else has_all(templates.get(task).requires) for task in tasks}
 
 
 class MultiTaskDataset(Dataset):
@@ -261,44 +295,20 @@ class MultiTaskDataset(Dataset):
             raise UserError(f"task_weights names unknown task(s) {unknown}; templates define {templates.tasks} "
                             f"(and the composite {MULTI_ANSWER!r})")
         self.tables: dict[str, Sequence[Any]] = {name: source.rows for name, source in tables.items()}
-        source_tasks = {name: set(task_weights if source.tasks is None else source.tasks) for name, source in tables.items()}
+        source_tasks = {name: source.tasks or tuple(task_weights) for name, source in tables.items()}
         # source -> task -> indices of the rows that can train it
-        masks: dict[str, dict[str, np.ndarray]] = {}
-        for name, rows in self.tables.items():
-            cache: dict[str, np.ndarray] = {}
-            masks[name] = {}
-            for task in task_weights:
-                # multi_answer trains where the source trains it, or every reading task
-                reads_all = task == MULTI_ANSWER and set(builder.reading_tasks) <= source_tasks[name]
-                if task not in source_tasks[name] and not reads_all:
-                    continue
-                def has_all(required: list[str]) -> np.ndarray:
-                    ok = np.ones(len(rows), dtype=bool)
-                    for label in required:
-                        if label not in cache:
-                            cache[label] = label_mask(rows, label)
-                        ok &= cache[label]
-                    return ok
-
-                if task == MULTI_ANSWER:  # rows with the labels of at least two reading tasks
-                    ok = sum(has_all(templates.get(t).requires).astype(int) for t in builder.reading_tasks) >= 2
-                else:
-                    ok = has_all(templates.get(task).requires)
-                masks[name][task] = np.flatnonzero(ok)
-        self.eligible: dict[str, list[tuple[str, np.ndarray]]] = {}
+        masks = {name: {task: np.flatnonzero(ok) for task, ok in trainable_rows(
+                     rows, source_trains(task_weights, source_tasks[name], builder), builder).items()}
+                 for name, rows in self.tables.items()}
+        self.eligible: dict[str, list[tuple[str, np.ndarray]]] = {}  # task -> (source, its rows for the task)
         self.source_probs: dict[str, np.ndarray] = {}
-        weights = {}
-        for task, w in task_weights.items():
+        for task in task_weights:
             found = [(s, per[task]) for s, per in masks.items() if len(per.get(task, ())) and tables[s].weight > 0]
-            if w > 0 and not found:
-                log.warning("task %r has weight %s but no source has records for it; it is dropped", task, w)
-                continue
-            weights[task] = w
             if found:
                 self.eligible[task] = found
                 p = np.array([float(tables[s].weight) for s, _ in found])
                 self.source_probs[task] = p / p.sum()
-        self.sampler = TaskSampler(weights)
+        self.sampler = TaskSampler(trainable_weights(task_weights, set(self.eligible)))
 
     def __len__(self) -> int:
         return self.length
