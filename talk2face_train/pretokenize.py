@@ -25,6 +25,9 @@ source was edited, is refused instead of mixing old and new rows. One run at a t
 `--out`: a second one finds `<out>.lock` held by the first one's main process and stops, every
 process of it (the lock is the OS's, released even by `kill -9`).
 
+tokenize.json also summarizes each split's labels ("labels": rows with each label, the attributes
+labelled, the caption words), summed from a summary each shard keeps beside its rows.
+
 The rows' schema and reading them back: talk2face_train/tokenized.py. The code grid and the
 attribute names are in the folder's own metadata too, so `datasets.load_from_disk` alone reads them.
 """
@@ -63,9 +66,11 @@ from talk2face.data.sources import DataWarning, Source, open_source
 from talk2face.device import check_device
 from talk2face.errors import UserError
 from talk2face.fingerprint import weights_fingerprint
-from talk2face_train.tokenized import FEATURES, META_NAME, features, record_to_row
+from talk2face_train.tokenized import (FEATURES, META_NAME, features, merge_label_summaries, record_to_row,
+                                       summarize_labels)
 
 T = TypeVar("T")
+SHARD_LABELS = "labels.json"  # a shard's label summary, inside its folder so it is renamed into place with it
 # processes wait for the slowest one's shards, then for the main one's assembly; a resumed run can
 # leave one process nearly all of the work, far past torch's default of 10 (NCCL) or 30 (gloo) minutes
 WAIT_LIMIT = timedelta(hours=24)
@@ -155,11 +160,12 @@ def _shards(work: Path, counts: dict[str, int], shard_size: int) -> dict[str, li
 
 
 def _write_shard(vq: Any, source: Source, records: list[FaceRecord], path: Path, batch_size: int, progress: tqdm) -> None:
-    """Encode `records` into the shard folder `path`, renamed into place when complete."""
+    """Encode `records` into the shard folder `path`, its label summary inside; renamed into place when complete."""
     shard = Dataset.from_list(encode_records(vq, source, records, batch_size, progress), features=FEATURES)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shard.save_to_disk(str(tmp))
+    (tmp / SHARD_LABELS).write_text(json.dumps(summarize_labels(shard)))
     tmp.rename(path)
 
 
@@ -262,6 +268,12 @@ def _begin(held: contextlib.ExitStack, vq: Any, vqgan_dir: str | Path, data: str
     return found
 
 
+def _shard_labels(path: Path) -> dict[str, Any]:
+    """A shard's label summary; read from its rows for a shard written before shards kept one."""
+    kept = path / SHARD_LABELS
+    return json.loads(kept.read_text()) if kept.exists() else summarize_labels(load_from_disk(str(path)))
+
+
 def _assemble(vq: Any, vqgan_dir: str | Path, data: str | Path, source: Source, found: Survey,
               shards: dict[str, list[tuple[Path, int]]], out: Path, work: Path) -> None:
     """On the main process: join the written shards into `out`, with tokenize.json."""
@@ -284,6 +296,7 @@ def _assemble(vq: Any, vqgan_dir: str | Path, data: str | Path, source: Source, 
         "image_size": vq.image_size, "data": str(data), "source": source.name,
         "counts": {split: len(ds) for split, ds in dataset.items()},
         "edits": found.edits,
+        "labels": {split: merge_label_summaries([_shard_labels(path) for path, _ in paths]) for split, paths in shards.items()},
     }
     (assembled / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
     assembled.rename(out)

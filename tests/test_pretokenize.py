@@ -23,6 +23,7 @@ from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.data.sources import open_source
 from talk2face.errors import UserError
+from talk2face.lexicon import WORD
 from talk2face.vqgan import VQGAN, VQGANConfig
 
 from conftest import torchrun
@@ -144,7 +145,7 @@ def test_tokenize_resumes_after_interruption(setup, monkeypatch):
     assert not (tmp / "out.partial").exists()
     a, meta_a = tokenized.load_tokenized(tmp / "straight")
     b, meta_b = tokenized.load_tokenized(tmp / "out")
-    assert meta_b == meta_a
+    assert meta_b == meta_a  # the label summary too: the finished shard kept its own
     for split in ("train", "test"):
         assert a[split].to_list() == b[split].to_list()
 
@@ -207,6 +208,26 @@ def test_records_stream_one_shard_at_a_time(setup, monkeypatch):
     pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
     assert max(alive) == 3  # one shard's records at a time; a list of a split would hold all 7 of train
     assert len(taken) == 2 * 10  # a survey pass and an encoding pass over the 7 + 3 records
+
+
+def test_the_label_summary_is_what_a_scan_of_the_rows_gives(setup, monkeypatch):
+    vq_dir, src, tmp = setup
+    killed_after_one_shard(monkeypatch, vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    (tmp / "out.partial" / "train" / "shard-00000" / pretok.SHARD_LABELS).unlink()  # as an older version wrote it
+    meta = pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    data, _ = tokenized.load_tokenized(tmp / "out")
+    for split, rows in data.items():
+        records = [tokenized.row_to_record(row) for row in rows]
+        scan = {label: sum(r.has(label) for r in records) for label in ("age", "attributes", "captions", "edit")}
+        scan["attributes_known"] = [a for a in ATTRIBUTES if any(a in (r.attributes or {}) for r in records)]
+        scan["caption_words"] = sorted({w.lower() for r in records for c in r.captions or [] for w in WORD.findall(c)})
+        assert tokenized.label_summary(meta, split) == scan, split
+    assert tokenized.label_summary(meta, "train") == {"age": 3, "attributes": 6, "captions": 7, "edit": 3,
+                                                      "attributes_known": ["Male", "Smiling"], "caption_words": ["a", "face"]}
+    assert meta["edits"] == {"train": 3, "test": 1}
+    assert tokenized.label_summary({k: v for k, v in meta.items() if k != "labels"}, "train") is None  # tokenized before
+    with pytest.raises(UserError, match=r"no split 'validation' in this tokenized folder \(it has \['test', 'train'\]\)"):
+        tokenized.label_summary(meta, "validation")
 
 
 def tokenize_on(processes: int, vq_dir: Path, src: Path, out: Path) -> subprocess.CompletedProcess:
