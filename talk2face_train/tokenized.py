@@ -12,7 +12,8 @@ Schema (one row per record; the decoder's training code depends on it):
 
 The folder describes itself to plain `datasets.load_from_disk` (see `features`): the id of a
 `codes` item holds the grid {"grid_size": [h, w], "n_codes": K}, the id of an `attributes` item
-the attribute names in column order. tokenize.json repeats them, with the VQGAN that made the codes.
+the attribute names in column order. tokenize.json repeats them, with the VQGAN that made the codes,
+and summarizes each split's labels (`label_summary`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from datasets import Dataset, DatasetDict, Features, List, Value, load_from_disk
 
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
 from talk2face.errors import UserError
+from talk2face.lexicon import WORD
 
 META_NAME = "tokenize.json"
+LABELS = ("age", "attributes", "captions", "edit")  # the labels `label_mask` tells apart
 
 FEATURES = Features({
     "id": Value("string"),
@@ -146,6 +149,48 @@ def label_mask(table: Sequence[Any], label: str) -> np.ndarray:
             return np.bincount(owner, weights=known, minlength=len(col)) > 0
         return np.asarray(pc.fill_null(has, False).to_numpy(zero_copy_only=False), dtype=bool)
     return np.array([to_record(row).has(label) for row in table], dtype=bool)
+
+
+def summarize_labels(split: Dataset) -> dict[str, Any]:
+    """A split's label summary, as tokenize.json keeps it under "labels".
+
+    Args:
+        split: rows of FEATURES.
+    Returns:
+        {label: rows with it (`label_mask`) for each of LABELS, "attributes_known": the ATTRIBUTES
+        that some row labels (in ATTRIBUTES order), "caption_words": the sorted lower-cased words
+        (`talk2face.lexicon.WORD`) of every caption}.
+    """
+    import pyarrow.compute as pc
+
+    table = split.with_format("arrow")
+    values = pc.list_flatten(table["attributes"]).to_numpy(zero_copy_only=False)
+    known = (values.reshape(-1, len(ATTRIBUTES)) != -1).any(axis=0)  # (A,)
+    captions = pc.list_flatten(table["captions"]).to_pylist()
+    return {
+        **{label: int(label_mask(split, label).sum()) for label in LABELS},
+        "attributes_known": [name for name, k in zip(ATTRIBUTES, known) if k],
+        "caption_words": sorted({word.lower() for caption in captions for word in WORD.findall(caption)}),
+    }
+
+
+def merge_label_summaries(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The label summary of the rows of several parts, from each part's (`summarize_labels`)."""
+    return {
+        **{label: sum(part[label] for part in parts) for label in LABELS},
+        "attributes_known": [name for name in ATTRIBUTES if any(name in part["attributes_known"] for part in parts)],
+        "caption_words": sorted(set().union(*(part["caption_words"] for part in parts))),
+    }
+
+
+def label_summary(meta: dict[str, Any], split: str) -> dict[str, Any] | None:
+    """The label summary (`summarize_labels`) of `split` in a folder's tokenize.json (`load_tokenized`);
+    None for a folder tokenized before tokenize.json kept one."""
+    if "labels" not in meta:
+        return None
+    if split not in meta["labels"]:
+        raise UserError(f"no split {split!r} in this tokenized folder (it has {sorted(meta['labels'])})")
+    return meta["labels"][split]
 
 
 def load_tokenized(directory: str | Path) -> tuple[DatasetDict, dict[str, Any]]:

@@ -6,6 +6,10 @@ Everything is built once per test session in a few seconds; tests that train or 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +62,18 @@ def caption_folder(root: Path, captions: list[str]) -> Path:
     return root / "src"
 
 
+def torchrun(processes: int, *args: str) -> subprocess.CompletedProcess:
+    """`python -m torch.distributed.run --nproc_per_node PROCESSES ARGS` from the repository root, as
+    CPU processes (one thread each; no GPU visible, so they join over gloo); its output captured."""
+    with socket.socket() as s:  # a free port, so parallel test runs never collide
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port),
+               *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+
+
 def tiny_train_args(world: dict[str, Path], out: Path, *extra: str) -> list[str]:
     """argv for `talk2face_train.train.main` on the tiny world."""
     return [
@@ -95,8 +111,6 @@ def tiny_evaluator(tiny_world, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_server(tiny_model):
     """`talk2face serve --model <tiny model>` on a free localhost port: the running app (`.local_url`)."""
-    import socket
-
     from talk2face.cli import build_parser
     from talk2face.serve import launch
 

@@ -1,9 +1,13 @@
-"""`talk2face tokenize`: schema, codes equal to encoding on the fly, odd images, resuming, errors."""
+"""`talk2face tokenize`: schema, codes equal to encoding on the fly, odd images, resuming, errors,
+records streamed a shard at a time, the label summary, and 2 CPU processes writing what 1 writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
+import subprocess
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +21,12 @@ import talk2face_train.tokenized as tokenized
 from talk2face.cli import main as cli_main
 from talk2face.data.images import load_images
 from talk2face.data.record import ATTRIBUTES, EditInfo, FaceRecord
+from talk2face.data.sources import open_source
 from talk2face.errors import UserError
+from talk2face.lexicon import WORD
 from talk2face.vqgan import VQGAN, VQGANConfig
+
+from conftest import torchrun
 
 
 def write_source(root: Path, n_train: int = 7, n_test: int = 3) -> Path:
@@ -68,6 +76,7 @@ def test_tokenize_schema_codes_and_records(setup):
     assert meta["counts"] == {"train": 7, "test": 3} and meta["grid_size"] == [8, 8] and meta["n_codes"] == 300
     data, meta2 = tokenized.load_tokenized(tmp / "out")
     assert meta2 == meta and data["train"].features == tokenized.features((8, 8), 300)
+    assert len(list((tmp / "out" / "train").glob("*.arrow"))) == 3  # one Arrow file per shard: readers stream them
     vq = VQGAN.from_pretrained(vq_dir)
     expected = vq.encode(load_images([src / "train" / f"{i}.png" for i in range(7)], 16)).numpy()
     assert str(data["train"].data.schema.field("codes").type) == "list<item: uint16>"  # on disk
@@ -134,27 +143,33 @@ def test_tokenize_resumes_after_interruption(setup, monkeypatch):
     pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
     assert calls == [3, 1, 3]  # train shards 2 and 3, test shard 1: shard 1 was not redone
     assert not (tmp / "out.partial").exists()
-    a, _ = tokenized.load_tokenized(tmp / "straight")
-    b, _ = tokenized.load_tokenized(tmp / "out")
+    a, meta_a = tokenized.load_tokenized(tmp / "straight")
+    b, meta_b = tokenized.load_tokenized(tmp / "out")
+    assert meta_b == meta_a  # the label summary too: the finished shard kept its own
     for split in ("train", "test"):
         assert a[split].to_list() == b[split].to_list()
 
 
-def test_a_source_edited_after_a_kill_is_refused_not_mixed(setup, monkeypatch):
-    vq_dir, src, tmp = setup
+def killed_after_one_shard(monkeypatch, *args, **kwargs) -> None:
+    """`pretok.tokenize(*args, **kwargs)`, killed (a KeyboardInterrupt) once it has written one shard."""
     real = pretok.encode_records
 
     def kill(*args):
         raise KeyboardInterrupt
 
-    def killed_after_one_shard(*args):
+    def one_shard(*args):
         monkeypatch.setattr(pretok, "encode_records", kill)
         return real(*args)
 
-    monkeypatch.setattr(pretok, "encode_records", killed_after_one_shard)
+    monkeypatch.setattr(pretok, "encode_records", one_shard)
     with pytest.raises(KeyboardInterrupt):
-        pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+        pretok.tokenize(*args, **kwargs)
     monkeypatch.setattr(pretok, "encode_records", real)
+
+
+def test_a_source_edited_after_a_kill_is_refused_not_mixed(setup, monkeypatch):
+    vq_dir, src, tmp = setup
+    killed_after_one_shard(monkeypatch, vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
     meta = src / "train" / "metadata.jsonl"
     meta.write_text(meta.read_text().replace('"face 5"', '"face five"'))  # a relabelled record
     with pytest.raises(UserError, match=r"changed since the unfinished run in .*out.partial began"):
@@ -176,6 +191,85 @@ def test_a_second_run_into_the_same_out_is_refused(setup, capsys):
         assert not (tmp / "out.partial").exists()
     pretok.tokenize(vq_dir, src, tmp / "out", batch_size=4)  # once it is released
     assert (tmp / "out").is_dir() and not (tmp / "out.lock").exists()
+
+
+def test_records_stream_one_shard_at_a_time(setup, monkeypatch):
+    vq_dir, src, tmp = setup
+    source = open_source(src)
+    taken, alive = [], []
+
+    def read(split, stats):  # the source's own reader, counting the records still alive as each is taken
+        for record in source.read(split, stats):
+            taken.append(weakref.ref(record))
+            alive.append(sum(r() is not None for r in taken))
+            yield record
+
+    monkeypatch.setattr(pretok, "open_source", lambda data: dataclasses.replace(source, read=read))
+    pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    assert max(alive) == 3  # one shard's records at a time; a list of a split would hold all 7 of train
+    assert len(taken) == 2 * 10  # a survey pass and an encoding pass over the 7 + 3 records
+
+
+def test_the_label_summary_is_what_a_scan_of_the_rows_gives(setup, monkeypatch):
+    vq_dir, src, tmp = setup
+    killed_after_one_shard(monkeypatch, vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    (tmp / "out.partial" / "train" / "shard-00000" / pretok.SHARD_LABELS).unlink()  # as an older version wrote it
+    meta = pretok.tokenize(vq_dir, src, tmp / "out", batch_size=2, shard_size=3)
+    data, _ = tokenized.load_tokenized(tmp / "out")
+    for split, rows in data.items():
+        records = [tokenized.row_to_record(row) for row in rows]
+        scan = {label: sum(r.has(label) for r in records) for label in ("age", "attributes", "captions", "edit")}
+        scan["attributes_known"] = [a for a in ATTRIBUTES if any(a in (r.attributes or {}) for r in records)]
+        scan["caption_words"] = sorted({w.lower() for r in records for c in r.captions or [] for w in WORD.findall(c)})
+        assert tokenized.label_summary(meta, split) == scan, split
+    assert tokenized.label_summary(meta, "train") == {"age": 3, "attributes": 6, "captions": 7, "edit": 3,
+                                                      "attributes_known": ["Male", "Smiling"], "caption_words": ["a", "face"]}
+    assert meta["edits"] == {"train": 3, "test": 1}
+    assert tokenized.label_summary({k: v for k, v in meta.items() if k != "labels"}, "train") is None  # tokenized before
+    with pytest.raises(UserError, match=r"no split 'validation' in this tokenized folder \(it has \['test', 'train'\]\)"):
+        tokenized.label_summary(meta, "validation")
+
+
+def tokenize_on(processes: int, vq_dir: Path, src: Path, out: Path) -> subprocess.CompletedProcess:
+    """`python -m talk2face_train.pretokenize` on `processes` CPU processes (torchrun), 2 records a shard."""
+    return torchrun(processes, "-m", "talk2face_train.pretokenize", "--vqgan", str(vq_dir), "--data", str(src),
+                    "--out", str(out), "--batch-size", "2", "--shard-size", "2", "--device", "cpu")
+
+
+def test_two_cpu_processes_write_the_rows_of_one(setup):
+    vq_dir, src, tmp = setup
+    pretok.tokenize(vq_dir, src, tmp / "one", batch_size=2, shard_size=2)
+    done = tokenize_on(2, vq_dir, src, tmp / "two")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, meta_one = tokenized.load_tokenized(tmp / "one")
+    two, meta_two = tokenized.load_tokenized(tmp / "two")
+    assert meta_two == meta_one
+    for split in ("train", "test"):
+        assert two[split].to_list() == one[split].to_list()  # ids, codes, labels, in order
+    # the main process encoded its 6 of the 10 images (train shards 0 and 2, test shard 0); process 1 the rest
+    assert "| 6/6 [" in done.stderr and "/10 [" not in done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1  # one result line, not one per process
+    assert not (tmp / "two.partial").exists() and not (tmp / "two.lock").exists()
+
+
+def test_two_processes_finish_a_one_process_run_and_a_held_lock_stops_them_both(setup, monkeypatch):
+    vq_dir, src, tmp = setup
+    pretok.tokenize(vq_dir, src, tmp / "straight", batch_size=2, shard_size=2)
+    killed_after_one_shard(monkeypatch, vq_dir, src, tmp / "out", batch_size=2, shard_size=2)
+    with (tmp / "out.lock").open("w") as held:  # as another run's main process holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused = tokenize_on(2, vq_dir, src, tmp / "out")
+    # the main process found the lock held and told process 1, which wrote nothing either
+    assert refused.returncode != 0 and "another `talk2face tokenize` is writing" in refused.stderr
+    assert sorted(p.name for p in (tmp / "out.partial").rglob("shard-*")) == ["shard-00000"]
+    done = tokenize_on(2, vq_dir, src, tmp / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| 2/6 [" in done.stderr  # the main process's bar began past train shard 0, written by the 1-process run
+    straight, meta_straight = tokenized.load_tokenized(tmp / "straight")
+    out, meta_out = tokenized.load_tokenized(tmp / "out")
+    assert meta_out == meta_straight
+    for split in ("train", "test"):
+        assert out[split].to_list() == straight[split].to_list()
 
 
 def test_tokenize_errors(setup):
