@@ -118,16 +118,22 @@ class StreamingMultiTaskDataset(IterableDataset):
             split) says which tasks it has rows for.
         task_weights, builder, seed, length, task_block: as in MultiTaskDataset.
         block_rows: rows per shuffled block of a source (the memory a stream holds).
-        batch_size: the DataLoader's batch size: with workers, worker w builds the batches
-            b = w mod workers, which the DataLoader returns in order.
+        batch_size: the DataLoader's batch size (per process).
+        process, processes: this process's rank and the number of data-parallel processes. Batch b
+            of the stream (items [b * batch_size, (b + 1) * batch_size)) is process b mod processes',
+            as accelerate's batch sampler shards a map-style set; within a process, DataLoader
+            worker w builds its batches j = w mod workers, which the DataLoader returns in order.
+            So each process builds and pads only its own batches.
     """
 
     def __init__(
         self, tables: Mapping[str, WeightedRows], task_weights: Mapping[str, float], builder: SequenceBuilder,
         seed: int, length: int, task_block: int = 1, block_rows: int = 4096, batch_size: int = 1,
+        process: int = 0, processes: int = 1,
     ) -> None:
         self.tables, self.builder, self.seed, self.length = dict(tables), builder, int(seed), int(length)
         self.task_block, self.block_rows, self.batch_size = int(task_block), int(block_rows), int(batch_size)
+        self.process, self.processes = process, processes
         self.start = 0  # the first item to yield (a resumed run sets it)
         templates = builder.templates
         unknown = sorted(set(task_weights) - set(templates.tasks) - {MULTI_ANSWER})
@@ -175,7 +181,8 @@ class StreamingMultiTaskDataset(IterableDataset):
         return counts + np.bincount(self.plan(blocks)[:rest], minlength=len(self.pairs))
 
     def __len__(self) -> int:
-        return self.length - self.start
+        """The items this process yields."""
+        return (self.length - self.start) // self.processes
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         info = get_worker_info()
@@ -189,7 +196,8 @@ class StreamingMultiTaskDataset(IterableDataset):
                 plan = self.plan(plan_index)
             p = int(plan[i % self.plan_items])
             row = next(streams[p])
-            if (i - self.start) // self.batch_size % workers == worker:
+            batch = (i - self.start) // self.batch_size  # `start` begins a batch of every process
+            if batch % self.processes == self.process and batch // self.processes % workers == worker:
                 task, source = self.pairs[p]
                 record = to_record(self.tables[source].rows[row])
                 yield self.builder.build(task, record, np.random.default_rng([self.seed, i]))

@@ -11,6 +11,7 @@ checkpoint skips the batches already seen and continues the exact data order and
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
 import math
 import sys
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from accelerate import Accelerator, PartialState
-from accelerate.utils import LoggerType, TorchDynamoPlugin, is_compiled_module, set_seed
+from accelerate.utils import LoggerType, TorchDynamoPlugin, is_compiled_module, send_to_device, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -34,7 +35,7 @@ from talk2face.checkpoint import save_checkpoint_folder
 from talk2face.config import load_config, to_dict
 from talk2face.data.mixture import check_weight_and_tasks
 from talk2face.data.record import ATTRIBUTES, TASKS
-from talk2face_train.tokenized import load_tokenized, row_to_record
+from talk2face_train.tokenized import label_summary, load_tokenized, row_to_record
 from talk2face.errors import UserError
 from talk2face.lexicon import WORD
 from talk2face.modeling import build_model, init_image_embeddings
@@ -46,6 +47,7 @@ from talk2face_train.precision import validate as validate_precision
 from talk2face_train.pretrained_lm import check_pretrained, load_pretrained, pretrained_tokenizer
 from talk2face_train.schedule import warmup_cosine
 from talk2face_train.sequences import MULTI_ANSWER, MultiTaskDataset, SequenceBuilder, WeightedRows, collate
+from talk2face_train.streaming import StreamingMultiTaskDataset
 from talk2face.templates import Templates
 from talk2face.text_tokenizers import load_text_tokenizer
 from talk2face.vocab import Vocab
@@ -92,6 +94,10 @@ class DataConfig:
     answer_weights: dict[str, float] = field(default_factory=dict)
     val_per_task: int = 64  # validation examples per task for the periodic validation loss
     task_per_batch: bool = True  # one task per micro-batch: ~1.5x fewer padding tokens on SynFace
+    # read the sources in shuffled blocks of rows instead of indexing every row before the first
+    # step: start-up and memory that do not grow with the data (talk2face_train/streaming.py)
+    streaming: bool = False
+    streaming_block: int = 4096  # data.streaming: rows per shuffled block
     # image-token embeddings start as a projection of the VQGAN's code vectors (modeling.py); on
     # SynFace at 1000 steps every task's validation loss was lower than from random rows
     codebook_embeddings: bool = True
@@ -160,7 +166,7 @@ def build_data(cfg: TrainConfig, vocab: Vocab, templates: Templates, split: str,
         if meta["n_codes"] != vocab.n_codes:
             raise UserError(f"{src.tokenized} uses {meta['n_codes']} codes but the vocabulary has {vocab.n_codes}")
         check_vqgan(src.tokenized, meta, cfg.data.vqgan)
-        tables[src.tokenized] = WeightedRows(dataset[split], src.weight, tuple(src.tasks))
+        tables[src.tokenized] = WeightedRows(dataset[split], src.weight, tuple(src.tasks), label_summary(meta, split))
     return builder, tables
 
 
@@ -178,11 +184,15 @@ def check_vqgan(tokenized: str, meta: dict, vqgan: str) -> None:
 
 def trained_attributes(tables: dict[str, WeightedRows]) -> list[str]:
     """Attribute names with labels in any source that trains the attribute task (ATTRIBUTES order)."""
-    known = np.zeros(len(ATTRIBUTES), dtype=bool)
+    known: set[str] = set()
     for source in tables.values():
         if "attributes" in source.tasks and len(source.rows):
-            known |= (np.asarray(source.rows.with_format("numpy")["attributes"]) >= 0).any(0)  # (N, 40) -> (40,)
-    return [a for a, k in zip(ATTRIBUTES, known) if k]
+            if source.labels is not None:  # counted by tokenize
+                known.update(source.labels["attributes_known"])
+            else:
+                labelled = (np.asarray(source.rows.with_format("numpy")["attributes"]) >= 0).any(0)  # (N, 40) -> (40,)
+                known.update(a for a, k in zip(ATTRIBUTES, labelled) if k)
+    return [a for a in ATTRIBUTES if a in known]
 
 
 def caption_words(tables: dict[str, WeightedRows]) -> list[str]:
@@ -191,6 +201,9 @@ def caption_words(tables: dict[str, WeightedRows]) -> list[str]:
     words: set[str] = set()
     for source in tables.values():
         if {"text_to_face", "caption"} & set(source.tasks) and len(source.rows):
+            if source.labels is not None:  # collected by tokenize
+                words.update(source.labels["caption_words"])
+                continue
             for captions in source.rows["captions"]:
                 words.update(w.lower() for c in captions or () for w in WORD.findall(c))
     return sorted(words)
@@ -301,11 +314,17 @@ def build_vocab(cfg: TrainConfig) -> Vocab:
     return vocab
 
 
-def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict[str, WeightedRows], sequences: int) -> MultiTaskDataset:
+def training_set(cfg: TrainConfig, builder: SequenceBuilder, tables: dict[str, WeightedRows], sequences: int,
+                 process: int = 0, processes: int = 1) -> MultiTaskDataset | StreamingMultiTaskDataset:
     """`sequences` training sequences in the deterministic order of `cfg.seed` (whole micro-batches
-    of one task with data.task_per_batch)."""
-    return MultiTaskDataset(tables, cfg.data.task_weights, builder, seed=cfg.seed, length=sequences,
-                            task_block=cfg.batch_size if cfg.data.task_per_batch else 1)
+    of one task with data.task_per_batch), streamed with data.streaming (process `process` of
+    `processes` then reads only its own batches)."""
+    task_block = cfg.batch_size if cfg.data.task_per_batch else 1
+    if cfg.data.streaming:
+        return StreamingMultiTaskDataset(tables, cfg.data.task_weights, builder, seed=cfg.seed, length=sequences,
+                                         task_block=task_block, block_rows=cfg.data.streaming_block,
+                                         batch_size=cfg.batch_size, process=process, processes=processes)
+    return MultiTaskDataset(tables, cfg.data.task_weights, builder, seed=cfg.seed, length=sequences, task_block=task_block)
 
 
 def build_decoder(cfg: TrainConfig, vocab: Vocab) -> torch.nn.Module:
@@ -330,7 +349,8 @@ def check_config(cfg: TrainConfig) -> None:
     """Refuse, before any work, the values training would fail on late or train wrongly with."""
     positive = {"batch_size": cfg.batch_size, "save_every": cfg.save_every, "eval_every": cfg.eval_every,
                 "log_every": cfg.log_every, "keep_checkpoints": cfg.keep_checkpoints,
-                "optim.max_steps": cfg.optim.max_steps, "optim.grad_accum": cfg.optim.grad_accum}
+                "optim.max_steps": cfg.optim.max_steps, "optim.grad_accum": cfg.optim.grad_accum,
+                "data.streaming_block": cfg.data.streaming_block}
     for key, value in positive.items():
         if value < 1:
             raise UserError(f"{key}={value}: must be at least 1")
@@ -433,7 +453,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     builder, tables = build_data(cfg, vocab, templates, "train", cfg.data.cfg_dropout)
     micro_batches = cfg.optim.max_steps * cfg.optim.grad_accum * state.num_processes
-    train_set = training_set(cfg, builder, tables, micro_batches * cfg.batch_size)
+    train_set = training_set(cfg, builder, tables, micro_batches * cfg.batch_size, state.process_index, state.num_processes)
     loader = DataLoader(
         train_set, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
         collate_fn=partial(collate, pad_id=vocab.pad_id),
@@ -443,7 +463,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = build_decoder(cfg, vocab)
     loss_of = TrainingLoss.from_config(cfg.data, vocab)
     with state.main_process_first():  # the main process measures and records; the others read it
-        first_batch = {k: v.to(state.device) for k, v in collate([train_set[i] for i in range(cfg.batch_size)], vocab.pad_id).items()}
+        first = list(itertools.islice(iter(train_set), cfg.batch_size))
+        first_batch = {k: v.to(state.device) for k, v in collate(first, vocab.pad_id).items()}
         probe = step_probe(model, partial(optimizers_for, cfg.optim), lambda m: loss_of(m, first_batch),
                            state.device.type)
         precision = resolve_precision(cfg.mixed_precision, cfg.output_dir, probe, state.device.type, log=state.print)
@@ -461,7 +482,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     n = accelerator.num_processes
     schedulers = [torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: warmup_cosine(
         i, cfg.optim.warmup_steps * n, cfg.optim.max_steps * n, cfg.optim.min_lr_ratio)) for optimizer in optimizers]
-    model, loader, *prepared = accelerator.prepare(model, loader, *optimizers, *schedulers)
+    # a stream hands each process its own batches; accelerate would read it on the main process and
+    # dispatch the batches, which needs every process's batch padded to one length
+    if cfg.data.streaming:
+        model, *prepared = accelerator.prepare(model, *optimizers, *schedulers)
+    else:
+        model, loader, *prepared = accelerator.prepare(model, loader, *optimizers, *schedulers)
     optimizers, schedulers = prepared[: len(optimizers)], prepared[len(optimizers) :]
 
     step = 0
@@ -470,7 +496,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         accelerator.load_state(str(resume_from))
         step = read_state(resume_from)["step"]
         accelerator.print(f"resumed from {resume_from} at step {step}")
-    batches = accelerator.skip_first_batches(loader, step * cfg.optim.grad_accum) if step else loader
+    if cfg.data.streaming:  # the stream seeks its first item; skipping would build every batch before it
+        train_set.start = step * cfg.optim.grad_accum * accelerator.num_processes * cfg.batch_size
+        batches = (send_to_device(batch, accelerator.device) for batch in loader)
+    else:
+        batches = accelerator.skip_first_batches(loader, step * cfg.optim.grad_accum) if step else loader
 
     answered = set(train_set.sampler.tasks) - {MULTI_ANSWER}  # the tasks the model answers
     if MULTI_ANSWER in train_set.sampler.tasks:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -38,10 +39,13 @@ def launch(processes: int, args: list[str]) -> dict[str, float]:
 
 
 
-def test_two_cpu_processes_train_as_one_at_the_same_global_batch(tiny_world, tmp_path):
-    one = launch(1, tiny_train_args(tiny_world, tmp_path / "one", "--batch_size=8", *STEPS))
+# streaming: each process reads its own batches of the stream
+@pytest.mark.parametrize("streaming", [False, True])
+def test_two_cpu_processes_train_as_one_at_the_same_global_batch(tiny_world, tmp_path, streaming):
+    steps = [*STEPS, f"--data.streaming={str(streaming).lower()}", "--data.streaming_block=16"]
+    one = launch(1, tiny_train_args(tiny_world, tmp_path / "one", "--batch_size=8", *steps))
     two = tmp_path / "two"
-    losses = launch(2, tiny_train_args(tiny_world, two, "--batch_size=4", *STEPS))
+    losses = launch(2, tiny_train_args(tiny_world, two, "--batch_size=4", *steps))
     assert json.loads((two / "final" / "talk2face.json").read_text())["processes"] == 2
     # every rank gathered the weights (a collective under FSDP), the main one wrote them: as one process does
     names = load_file(tmp_path / "one" / "final" / "model.safetensors").keys()
@@ -59,7 +63,7 @@ def test_two_cpu_processes_train_as_one_at_the_same_global_batch(tiny_world, tmp
 
     # resume on 2 ranks from the step-3 checkpoint: the same weights as the uninterrupted run
     resumed = tmp_path / "resumed"
-    launch(2, tiny_train_args(tiny_world, resumed, "--batch_size=4", *STEPS,
+    launch(2, tiny_train_args(tiny_world, resumed, "--batch_size=4", *steps,
                               f"--resume={two / 'checkpoints' / 'step_00000003'}"))
     a, b = load_file(two / "final" / "model.safetensors"), load_file(resumed / "final" / "model.safetensors")
     for name in a:

@@ -15,20 +15,19 @@ from talk2face.data.record import TASKS
 from talk2face.errors import UserError
 from talk2face_train.sequences import MULTI_ANSWER, WeightedRows, collate
 from talk2face_train.streaming import RowStream, StreamingMultiTaskDataset
-from talk2face_train.tokenized import FEATURES, record_to_row
+from talk2face_train.tokenized import FEATURES, record_to_row, summarize_labels
 
 import test_sequences
 from test_sequences import builder, make_record
 
 vocab, templates = test_sequences.vocab, test_sequences.templates  # its fixtures
 
-LABELS = ("age", "attributes", "captions", "edit")
 
 
 def weighted(records, weight=1.0, tasks=None) -> WeightedRows:
-    """Arrow rows of `records`, with the label counts tokenize writes."""
+    """Arrow rows of `records`, with the label summary tokenize writes."""
     rows = Dataset.from_list([record_to_row(r, r.image, r.edit.source if r.edit else None) for r in records], features=FEATURES)
-    return WeightedRows(rows, weight, tasks, {label: sum(r.has(label) for r in records) for label in LABELS})
+    return WeightedRows(rows, weight, tasks, summarize_labels(rows))
 
 
 def tables():
@@ -85,15 +84,19 @@ def test_tasks_and_sources_are_drawn_by_their_weights(vocab, templates, caplog):
     assert "'edit' has weight" in caplog.text and ds.sampler.tasks == ["age"]
 
 
-def test_workers_return_the_batches_of_one_process_in_order(vocab, templates):
-    weights = {t: 1.0 for t in TASKS}
-    ds = StreamingMultiTaskDataset(tables(), weights, builder(vocab, templates), seed=1, length=48, task_block=4,
-                                   block_rows=5, batch_size=4)
-    ds.start = 12  # three batches in: the first batch returned is still the first worker's
-    one = [b["input_ids"].tolist() for b in DataLoader(ds, batch_size=4, collate_fn=lambda e: collate(e, vocab.pad_id))]
-    two = [b["input_ids"].tolist() for b in DataLoader(ds, batch_size=4, num_workers=2,
-                                                       collate_fn=lambda e: collate(e, vocab.pad_id))]
-    assert len(one) == 9 and two == one
+def test_processes_and_workers_each_build_their_own_batches_of_one_stream(vocab, templates):
+    def batches(process=0, processes=1, workers=0):
+        ds = StreamingMultiTaskDataset(tables(), {t: 1.0 for t in TASKS}, builder(vocab, templates), seed=1, length=48,
+                                       task_block=4, block_rows=5, batch_size=4, process=process, processes=processes)
+        ds.start = 24  # three steps of 2 processes in: a process's first batch is still its own
+        loader = DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=lambda e: collate(e, vocab.pad_id))
+        return [b["input_ids"].tolist() for b in loader]
+
+    one = batches()
+    assert len(one) == 6
+    assert batches(workers=2) == one
+    ranks = [batches(process=r, processes=2, workers=2) for r in range(2)]
+    assert [b for pair in zip(*ranks) for b in pair] == one  # step s: rank r has global batch 2 s + r
 
 
 class CountingRows:

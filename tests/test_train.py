@@ -38,18 +38,19 @@ def test_a_compiled_step_trains_the_same_model(tiny_world, tmp_path):
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "muon"])  # muon: two optimisers and two schedulers resume
-def test_resume_continues_with_the_same_losses(tiny_world, tmp_path, optimizer):
-    full = main(tiny_train_args(tiny_world, tmp_path / "full", "--optim.max_steps=10", "--save_every=5",
-                                f"--optim.name={optimizer}"))
+# muon: two optimisers and two schedulers resume; streaming: the streams seek the resumed item
+@pytest.mark.parametrize("optimizer, streaming", [("adamw", False), ("muon", False), ("adamw", True)])
+def test_resume_continues_with_the_same_losses(tiny_world, tmp_path, optimizer, streaming):
+    args = ["--optim.max_steps=10", "--save_every=5", f"--optim.name={optimizer}",
+            f"--data.streaming={str(streaming).lower()}", "--data.streaming_block=16"]
+    full = main(tiny_train_args(tiny_world, tmp_path / "full", *args))
     checkpoint = tmp_path / "full" / "checkpoints" / "step_00000005"
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 5
     # a crashed run: only the step-5 checkpoint survived; resuming must replay steps 6..10 exactly
     crashed = tmp_path / "crashed"
     (crashed / "checkpoints").mkdir(parents=True)
     shutil.copytree(checkpoint, crashed / "checkpoints" / checkpoint.name)
-    resumed = main(tiny_train_args(tiny_world, crashed, "--optim.max_steps=10", "--save_every=5", "--resume=latest",
-                                   f"--optim.name={optimizer}"))
+    resumed = main(tiny_train_args(tiny_world, crashed, *args, "--resume=latest"))
     assert len(resumed.losses) == 5
     assert resumed.losses == pytest.approx(full.losses[5:], rel=1e-5)
 
