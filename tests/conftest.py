@@ -62,14 +62,18 @@ def caption_folder(root: Path, captions: list[str]) -> Path:
     return root / "src"
 
 
+def free_port() -> int:
+    """A localhost port nobody uses now (the OS picks it), so parallel test runs never collide."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def torchrun(processes: int, *args: str) -> subprocess.CompletedProcess:
     """`python -m torch.distributed.run --nproc_per_node PROCESSES ARGS` from the repository root, as
     CPU processes (one thread each; no GPU visible, so they join over gloo); its output captured."""
-    with socket.socket() as s:  # a free port, so parallel test runs never collide
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port),
-               *args]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+               "--master_port", str(free_port()), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
 
@@ -114,10 +118,7 @@ def tiny_server(tiny_model):
     from talk2face.cli import build_parser
     from talk2face.serve import launch
 
-    with socket.socket() as s:  # a port nobody uses now (the OS picks it)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = ["serve", "--model", str(tiny_model), "--port", str(port)]
+    argv = ["serve", "--model", str(tiny_model), "--port", str(free_port())]
     app = launch(build_parser(argv).parse_args(argv))
     yield app
     app.close()

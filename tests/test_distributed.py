@@ -9,17 +9,13 @@ starts them without MPI, and the trainer joins them over gloo:
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, tiny_train_args
+from conftest import tiny_train_args, torchrun
 
 # task_per_batch off: with it, a task fills each per-process batch, so 2 x 4 and 1 x 8 read other examples
 STEPS = ["--optim.max_steps=6", "--save_every=3", "--eval_every=6", "--data.task_per_batch=false"]
@@ -27,12 +23,7 @@ STEPS = ["--optim.max_steps=6", "--save_every=3", "--eval_every=6", "--data.task
 
 def launch(processes: int, args: list[str]) -> dict[str, float]:
     """torchrun the trainer on `processes` CPU processes: its final validation loss per task."""
-    with socket.socket() as s:  # a free port, so parallel test runs never collide
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port),
-               "-m", "talk2face_train.train", *args]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO)
+    done = torchrun(processes, "-m", "talk2face_train.train", *args)
     assert done.returncode == 0, done.stderr[-3000:]
     line = re.search(r"step 6 validation loss: (.*)", done.stdout)[1]  # "text_to_face 5.843, caption ..."
     return {task: float(value) for task, value in (item.split() for item in line.split(", "))}

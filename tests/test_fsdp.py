@@ -10,9 +10,6 @@ stand-in whose get_state_dict is accelerate's FSDP2 one. The file is also the ra
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 
-from conftest import REPO
+from conftest import torchrun
 
 
 class FSDP2Accelerator:
@@ -63,13 +60,8 @@ def shard_and_save(model_dir: Path, out: Path) -> None:
 
 
 def test_a_sharded_decoder_saves_the_whole_model(tiny_model, tmp_path):
-    with socket.socket() as s:  # a free port, so parallel test runs never collide
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = tmp_path / "saved"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-               __file__, str(tiny_model), str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO)
+    done = torchrun(2, __file__, str(tiny_model), str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     whole, saved = load_file(tiny_model / "model.safetensors"), load_file(out / "model.safetensors")
     assert whole.keys() == saved.keys() and all(torch.equal(whole[k], saved[k]) for k in whole)
