@@ -49,6 +49,12 @@ class Rule:
     top_p: float = 1.0
     greedy: bool = False
 
+    @property
+    def span(self) -> tuple[int, int] | None:
+        """[start, stop) when the allowed ids are that one range (a face's codes), else None: a
+        step then filters and draws over those logits only, the others being -inf anyway."""
+        return self.allowed if self.inside and not self.also_allowed else None
+
     def allowed_ids(self, vocab_size: int, device: torch.device) -> torch.Tensor:
         """(V,) bool, True for the ids this rule lets a step write (as `AllowedRange` lets them)."""
         return allowed_ids(vocab_size, *self.allowed, self.inside, self.also_allowed, device)
@@ -129,7 +135,7 @@ class StaticDecoder:
                 return self._step(rule, *args)
 
             if self.compiled:
-                graph = torch.compile(step, dynamic=True, fullgraph=True)
+                graph = torch.compile(step, dynamic=True, fullgraph=True, options={"cpp_wrapper": True})
 
                 def step(*args):
                     # one graph for every size: no duck sizing (a batch that happens to equal the head
@@ -157,21 +163,23 @@ class StaticDecoder:
 
     def _step(
         self, rule: Rule, layers: list[_Layer], token: torch.Tensor, cell: torch.Tensor, cos: torch.Tensor,
-        sin: torch.Tensor, slot: torch.Tensor, valid: torch.Tensor, keys: list[torch.Tensor],
+        sin: torch.Tensor, slot: torch.Tensor, length: int, valid: torch.Tensor, keys: list[torch.Tensor],
         values: list[torch.Tensor], allowed: torch.Tensor, uniform: torch.Tensor | None, keep_token: torch.Tensor,
         keep: torch.Tensor,
     ) -> torch.Tensor:
         """One token for every row: the forward pass over the static cache, then `rule`.
 
         token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, D) its
-        rotary angles; slot: (1,) its index in the cache; valid: (N, S) keys written and not
-        padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed: (V,);
+        rotary angles; slot: (1,) its index in the cache, length = slot + 1: attention reads the
+        first `length` positions only (the rest is not written yet); valid: (N, S) keys written and
+        not padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed: (V,);
         uniform: (B, V) or None; keep_token, keep: (N,) a token forced where keep is set.
         Returns (N,) the next tokens.
         """
         n = len(token)
         cos, sin = cos[:, None, None], sin[:, None, None]  # (N, 1, 1, D): made here, so their 1s are not sizes of inputs
         valid[:, slot] = True
+        seen = valid.narrow(1, 0, length)[:, None, None, :]  # (N, 1, 1, length)
         x = self._embed(token, cell)  # (N, 1, H)
         for layer, k_cache, v_cache in zip(layers, keys, values):
             heads = F.linear(self._norm(x, layer.attention_norm), layer.qkv).view(n, 1, -1, self.head_dim)
@@ -180,13 +188,20 @@ class StaticDecoder:
             q, k = qk.split([self.q_heads, self.kv_heads], 1)
             k_cache[:, :, slot] = k.to(k_cache.dtype)  # index_put_ on a whole input: compiled in place
             v_cache[:, :, slot] = v.to(v_cache.dtype)
-            o = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=valid[:, None, None, :],
-                                               scale=self.scaling, enable_gqa=self.gqa)  # (N, Hq, 1, D)
+            # narrow, not a slice: its size is `length` itself, where a slice's is min(length, S)
+            o = F.scaled_dot_product_attention(q, k_cache.narrow(2, 0, length), v_cache.narrow(2, 0, length),
+                                               attn_mask=seen, scale=self.scaling, enable_gqa=self.gqa)  # (N, Hq, 1, D)
             x = x + F.linear(o.transpose(1, 2).reshape(n, 1, -1), layer.out)
             gate, up = F.linear(self._norm(x, layer.mlp_norm), layer.gate_up).chunk(2, -1)  # (N, 1, I) each
             x = x + F.linear(F.silu(gate) * up, layer.down)
         logits = self.model.lm_head(self.model.model.norm(x))[:, -1].float()  # (N, V)
-        return torch.where(keep, keep_token, rule.pick(logits, allowed, uniform))
+        if rule.span is None:
+            token = rule.pick(logits, allowed, uniform)
+        else:  # the same draw, filtered and drawn over the only ids it may write
+            start, stop = rule.span
+            token = start + rule.pick(logits[:, start:stop], allowed[start:stop],
+                                      None if uniform is None else uniform[:, start:stop])
+        return torch.where(keep, keep_token, token)
 
     @torch.no_grad()
     def decode(
@@ -236,7 +251,7 @@ class StaticDecoder:
             at = last + i  # (N,) the position of the token going in
             slot = torch.tensor([width + i - 1], device=ids.device)
             fed = token
-            token = step(layers, fed, cell, cos[0, at], sin[0, at], slot, valid, keys, values, allowed,
+            token = step(layers, fed, cell, cos[0, at], sin[0, at], slot, width + i, valid, keys, values, allowed,
                          uniform(), keep[0][:, i], keep[1][:, i])
             cell = torch.where(self._is_image(fed), cell + 1, torch.zeros_like(cell))  # the cell of `token`
             written.append(token)
