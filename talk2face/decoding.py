@@ -164,8 +164,8 @@ class StaticDecoder:
     def _step(
         self, rule: Rule, layers: list[_Layer], token: torch.Tensor, cell: torch.Tensor, cos: torch.Tensor,
         sin: torch.Tensor, slot: torch.Tensor, length: int, valid: torch.Tensor, keys: list[torch.Tensor],
-        values: list[torch.Tensor], allowed: torch.Tensor, uniform: torch.Tensor | None, keep_token: torch.Tensor,
-        keep: torch.Tensor,
+        values: list[torch.Tensor], allowed: torch.Tensor, span: torch.Tensor | None, uniform: torch.Tensor | None,
+        keep_token: torch.Tensor, keep: torch.Tensor,
     ) -> torch.Tensor:
         """One token for every row: the forward pass over the static cache, then `rule`.
 
@@ -173,6 +173,7 @@ class StaticDecoder:
         rotary angles; slot: (1,) its index in the cache, length = slot + 1: attention reads the
         first `length` positions only (the rest is not written yet); valid: (N, S) keys written and
         not padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed: (V,);
+        span: (K,) the ids of `rule.span` (None without one);
         uniform: (B, V) or None; keep_token, keep: (N,) a token forced where keep is set.
         Returns (N,) the next tokens.
         """
@@ -195,12 +196,10 @@ class StaticDecoder:
             gate, up = F.linear(self._norm(x, layer.mlp_norm), layer.gate_up).chunk(2, -1)  # (N, 1, I) each
             x = x + F.linear(F.silu(gate) * up, layer.down)
         logits = self.model.lm_head(self.model.model.norm(x))[:, -1].float()  # (N, V)
-        if rule.span is None:
+        if span is None:
             token = rule.pick(logits, allowed, uniform)
         else:  # the same draw, filtered and drawn over the only ids it may write
-            start, stop = rule.span
-            token = start + rule.pick(logits[:, start:stop], allowed[start:stop],
-                                      None if uniform is None else uniform[:, start:stop])
+            token = span[rule.pick(logits[:, span], allowed[span], None if uniform is None else uniform[:, span])]
         return torch.where(keep, keep_token, token)
 
     @torch.no_grad()
@@ -229,6 +228,7 @@ class StaticDecoder:
         valid = F.pad(mask.bool(), (0, new_tokens))  # (N, S)
         vocab_size = out.logits.shape[-1]
         allowed = rule.allowed_ids(vocab_size, ids.device)
+        span = None if rule.span is None else torch.arange(*rule.span, device=ids.device)  # (K,)
         if keep is None:
             keep = (ids.new_zeros(n, new_tokens), torch.zeros(n, new_tokens, dtype=torch.bool, device=ids.device))
         rows = n // 2 if rule.guidance is not None else n
@@ -252,7 +252,7 @@ class StaticDecoder:
             slot = torch.tensor([width + i - 1], device=ids.device)
             fed = token
             token = step(layers, fed, cell, cos[0, at], sin[0, at], slot, width + i, valid, keys, values, allowed,
-                         uniform(), keep[0][:, i], keep[1][:, i])
+                         span, uniform(), keep[0][:, i], keep[1][:, i])
             cell = torch.where(self._is_image(fed), cell + 1, torch.zeros_like(cell))  # the cell of `token`
             written.append(token)
             stopped |= token == stop
