@@ -53,15 +53,16 @@ PROMPTS = [
 RELEASE_FACES = 8  # the release decodes one face after another: above this many, time these and scale
 
 
-def untrained_model() -> Talk2Face:
-    """A `small` decoder and `synface-64` VQGAN with random weights and the shipped vocabulary, on the CPU."""
+def untrained_model(preset: str = "small", device: str = "cpu") -> Talk2Face:
+    """A `preset` decoder and `synface-64` VQGAN with random weights and the shipped vocabulary on
+    `device` (bf16 autocast on a GPU, as `Talk2Face.from_pretrained` sets it)."""
     from tokenizers import Tokenizer
 
     torch.manual_seed(0)
-    vqgan = VQGAN(VQGAN_PRESETS["synface-64"])
+    vqgan = VQGAN(VQGAN_PRESETS["synface-64"]).to(device)
     vocab = Vocab(Tokenizer.from_file(str(shipped.TEXT_TOKENIZER)), vqgan.n_codes)
-    model = build_model("small", len(vocab), 192, vocab.pad_id, vocab.bos_id, vocab.eos_id)
-    return Talk2Face(model, vocab, vqgan, Templates.load(shipped.TEMPLATES), ATTRIBUTES[:25], 192)
+    model = build_model(preset, len(vocab), 192, vocab.pad_id, vocab.bos_id, vocab.eos_id).to(device)
+    return Talk2Face(model, vocab, vqgan, Templates.load(shipped.TEMPLATES), ATTRIBUTES[:25], 192, bf16=device != "cpu")
 
 
 def _seconds(fn: Callable[[], object]) -> float:

@@ -57,6 +57,18 @@ def flops_per_token(cfg: TrainConfig, vocab_size: int, seq_len: float) -> float:
     return 6 * n + 12 * p.n_layer * p.hidden * seq_len
 
 
+def training_batches(cfg: TrainConfig, vocab: Vocab, steps: int) -> list[dict[str, torch.Tensor]]:
+    """The first `steps` micro-batches `cfg` trains on (one process), collated."""
+    builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
+    dataset = training_set(cfg, builder, tables, steps * cfg.batch_size)
+    return list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=partial(collate, pad_id=vocab.pad_id)))
+
+
+def mean_length(batches: list[dict[str, torch.Tensor]]) -> float:
+    """Tokens per sequence, padding left out, over `batches`."""
+    return float(np.mean([b["attention_mask"].sum(1).float().mean() for b in batches]))
+
+
 def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: Vocab, bf16: bool) -> float:
     """Tokens/s of plain forward/backward/optimiser steps over `batches` (the first 2 are warm-up)."""
     torch.manual_seed(cfg.seed)
@@ -103,12 +115,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             runs[precision] = train(cfg)  # each run sets its own precision (precision.accelerator_for)
         cfg = load_config(TrainConfig, args.config, overrides)
         vocab = Vocab.from_pretrained(runs["bf16"].final_dir)
-        builder, tables = build_data(cfg, vocab, Templates.load(cfg.data.templates), "train", cfg.data.cfg_dropout)
-        dataset = training_set(cfg, builder, tables, args.steps * cfg.batch_size)
-        batches = list(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=partial(collate, pad_id=vocab.pad_id)))
+        batches = training_batches(cfg, vocab, args.steps)
         bare = bare_loop(cfg, batches, vocab, bf16=True)
 
-    seq_len = float(np.mean([b["attention_mask"].sum(1).float().mean() for b in batches]))
+    seq_len = mean_length(batches)
     fpt = flops_per_token(cfg, len(vocab), seq_len)
     bf16, fp32 = runs["bf16"].tokens_per_s, runs["no"].tokens_per_s
     mfu = fpt * bf16 / (peak * 1e9)
