@@ -135,18 +135,17 @@ def label_mask(table: Sequence[Any], label: str) -> np.ndarray:
     if column in (getattr(table, "column_names", None) or ()):
         import pyarrow.compute as pc
 
-        col = table.with_format("arrow")[column].combine_chunks()  # in the dataset's own row order
+        # in the dataset's own row order, chunk by chunk: never a copy of the column (captions are big)
+        col = table.with_format("arrow")[column]
         if label == "age":
             has = pc.not_equal(col, -1)
         elif label == "edit":
             has = pc.not_equal(col, "")
         elif label == "captions":
             has = pc.greater(pc.list_value_length(col), 0)
-        else:  # one int8 per ATTRIBUTES entry, -1 = not labelled
-            known = pc.not_equal(pc.list_flatten(col), -1).to_numpy(zero_copy_only=False)
-            lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-            owner = np.repeat(np.arange(len(col)), lengths)  # row of each flattened value
-            return np.bincount(owner, weights=known, minlength=len(col)) > 0
+        else:  # one int8 per ATTRIBUTES entry in every row (record_to_row), -1 = not labelled
+            known = pc.not_equal(pc.list_flatten(col), -1).to_numpy(zero_copy_only=False)  # (N * A,)
+            return known.reshape(len(col), len(ATTRIBUTES)).any(1)
         return np.asarray(pc.fill_null(has, False).to_numpy(zero_copy_only=False), dtype=bool)
     return np.array([to_record(row).has(label) for row in table], dtype=bool)
 
