@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--vqgan", help="the VQGAN folder of --data")
     parser.add_argument("--config", default=str(REPO / "experiments" / "synface-small.yaml"))
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--model", help="another decoder preset than the config's (e.g. small)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run, e.g. model=small (repeatable)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             f"--data.sources=[{{tokenized: {data}}}]", f"--data.vqgan={vqgan}", f"--optim.max_steps={args.steps}",
             "--log_with=none", f"--save_every={10**9}", f"--eval_every={10**9}", "--data.val_per_task=1",
             f"--data.text_tokenizer={shipped.TEXT_TOKENIZER}", f"--data.templates={shipped.TEMPLATES}",
-            *([f"--model={args.model}"] if args.model else []),
+            *(f"--{override}" for override in args.set),
         ]
         peak, where, rates = best_matmul_rate()
         print("matmul: " + ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items()) + " GFLOP/s")
