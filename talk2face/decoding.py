@@ -172,8 +172,8 @@ class StaticDecoder:
         token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, D) its
         rotary angles; slot: (1,) its index in the cache, length = slot + 1: attention reads the
         first `length` positions only (the rest is not written yet); valid: (N, S) keys written and
-        not padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed: (V,);
-        span: (K,) the ids of `rule.span` (None without one);
+        not padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed:
+        (V,), or (K,) over the span's ids; span: (K,) the ids of `rule.span` (None without one);
         uniform: (B, V) or None; keep_token, keep: (N,) a token forced where keep is set.
         Returns (N,) the next tokens.
         """
@@ -199,7 +199,7 @@ class StaticDecoder:
         if span is None:
             token = rule.pick(logits, allowed, uniform)
         else:  # the same draw, filtered and drawn over the only ids it may write
-            token = span[rule.pick(logits[:, span], allowed[span], None if uniform is None else uniform[:, span])]
+            token = span[rule.pick(logits[:, span], allowed, None if uniform is None else uniform[:, span])]
         return torch.where(keep, keep_token, token)
 
     @torch.no_grad()
@@ -229,6 +229,7 @@ class StaticDecoder:
         vocab_size = out.logits.shape[-1]
         allowed = rule.allowed_ids(vocab_size, ids.device)
         span = None if rule.span is None else torch.arange(*rule.span, device=ids.device)  # (K,)
+        step_allowed = allowed if span is None else allowed[span]  # what a step masks: (V,) or (K,)
         if keep is None:
             keep = (ids.new_zeros(n, new_tokens), torch.zeros(n, new_tokens, dtype=torch.bool, device=ids.device))
         rows = n // 2 if rule.guidance is not None else n
@@ -251,8 +252,8 @@ class StaticDecoder:
             at = last + i  # (N,) the position of the token going in
             slot = torch.tensor([width + i - 1], device=ids.device)
             fed = token
-            token = step(layers, fed, cell, cos[0, at], sin[0, at], slot, width + i, valid, keys, values, allowed,
-                         span, uniform(), keep[0][:, i], keep[1][:, i])
+            token = step(layers, fed, cell, cos[0, at], sin[0, at], slot, width + i, valid, keys, values,
+                         step_allowed, span, uniform(), keep[0][:, i], keep[1][:, i])
             cell = torch.where(self._is_image(fed), cell + 1, torch.zeros_like(cell))  # the cell of `token`
             written.append(token)
             stopped |= token == stop

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -228,10 +228,21 @@ class WeightedRows:
     labels: Mapping[str, Any] | None = None  # its split's label counts from tokenize.json (None: not recorded)
 
 
-def source_trains(task_weights: Mapping[str, float], tasks: Sequence[str], builder: SequenceBuilder) -> list[str]:
-    """The weighted tasks a source whose entry lists `tasks` trains: those it lists, and multi_answer
-    where it lists every reading task."""
+def source_trains(task_weights: Mapping[str, float], tasks: Sequence[str] | None, builder: SequenceBuilder) -> list[str]:
+    """The weighted tasks a source whose entry lists `tasks` (None: every weighted task) trains:
+    those it lists, and multi_answer where it lists every reading task."""
+    tasks = tuple(task_weights) if tasks is None else tasks
     return [t for t in task_weights if t in tasks or (t == MULTI_ANSWER and set(builder.reading_tasks) <= set(tasks))]
+
+
+def can_train(task: str, builder: SequenceBuilder, has_all: Callable[[Sequence[str]], Any]) -> Any:
+    """Whether what `has_all(labels)` says has every one of `labels` (one row or a source: bool;
+    many rows: (N,) bool) can train `task`: it has the labels the task requires, or for
+    multi_answer those of at least two reading tasks."""
+    requires = builder.templates.get
+    if task == MULTI_ANSWER:
+        return sum(np.asarray(has_all(requires(t).requires), dtype=int) for t in builder.reading_tasks) >= 2
+    return has_all(requires(task).requires)
 
 
 def trainable_weights(task_weights: Mapping[str, float], trainable: set[str]) -> dict[str, float]:
@@ -244,8 +255,8 @@ def trainable_weights(task_weights: Mapping[str, float], trainable: set[str]) ->
 
 
 def trainable_rows(rows: Sequence[Any], tasks: Sequence[str], builder: SequenceBuilder) -> dict[str, np.ndarray]:
-    """task -> (N,) bool: which of `rows` have every label the task needs (multi_answer: the labels
-    of at least two reading tasks). Each label column is read once (`label_mask`)."""
+    """task -> (N,) bool: which of `rows` can train the task (`can_train`). Each label column is
+    read once (`label_mask`)."""
     masks: dict[str, np.ndarray] = {}
 
     def has_all(required: Sequence[str]) -> np.ndarray:
@@ -256,9 +267,7 @@ def trainable_rows(rows: Sequence[Any], tasks: Sequence[str], builder: SequenceB
             ok &= masks[label]
         return ok
 
-    templates = builder.templates
-    return {task: sum(has_all(templates.get(t).requires).astype(int) for t in builder.reading_tasks) >= 2
-            if task == MULTI_ANSWER else has_all(templates.get(task).requires) for task in tasks}
+    return {task: can_train(task, builder, has_all) for task in tasks}
 
 
 class MultiTaskDataset(Dataset):
@@ -295,10 +304,9 @@ class MultiTaskDataset(Dataset):
             raise UserError(f"task_weights names unknown task(s) {unknown}; templates define {templates.tasks} "
                             f"(and the composite {MULTI_ANSWER!r})")
         self.tables: dict[str, Sequence[Any]] = {name: source.rows for name, source in tables.items()}
-        source_tasks = {name: source.tasks or tuple(task_weights) for name, source in tables.items()}
         # source -> task -> indices of the rows that can train it
         masks = {name: {task: np.flatnonzero(ok) for task, ok in trainable_rows(
-                     rows, source_trains(task_weights, source_tasks[name], builder), builder).items()}
+                     rows, source_trains(task_weights, tables[name].tasks, builder), builder).items()}
                  for name, rows in self.tables.items()}
         self.eligible: dict[str, list[tuple[str, np.ndarray]]] = {}  # task -> (source, its rows for the task)
         self.source_probs: dict[str, np.ndarray] = {}

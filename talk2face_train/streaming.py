@@ -22,7 +22,8 @@ Which sources can train a task comes from the label counts `talk2face tokenize` 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,17 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from talk2face.errors import UserError
 from talk2face_train.sequences import (
-    MULTI_ANSWER, SequenceBuilder, TaskSampler, WeightedRows, source_trains, trainable_rows, trainable_weights,
+    MULTI_ANSWER, SequenceBuilder, TaskSampler, WeightedRows, can_train, source_trains, trainable_rows,
+    trainable_weights,
 )
 from talk2face_train.tokenized import to_record
 
 PLAN_ITEMS = 4096  # items whose (task, source) one plan draws at once
+
+
+def counted(counts: Mapping[str, Any], labels: Sequence[str]) -> bool:
+    """Whether tokenize's label counts of a split say some row has each of `labels`."""
+    return all(counts.get(label, 0) > 0 for label in labels)
 
 
 class RowStream:
@@ -145,21 +152,14 @@ class StreamingMultiTaskDataset(IterableDataset):
             if table.labels is None:
                 raise UserError(f"data.streaming: {name} has no label counts in its tokenize.json (tokenized by an "
                                 "older version): tokenize it again")
-            for task in source_trains(task_weights, table.tasks or tuple(task_weights), builder):
-                if table.weight > 0 and self._has_rows(table.labels, task):
+            for task in source_trains(task_weights, table.tasks, builder):
+                if table.weight > 0 and can_train(task, builder, partial(counted, table.labels)):
                     self.sources.setdefault(task, []).append(name)
         self.sampler = TaskSampler(trainable_weights(task_weights, set(self.sources)))
         self.cumulative = {task: np.cumsum([self.tables[s].weight for s in names]) / sum(self.tables[s].weight for s in names)
                            for task, names in self.sources.items()}
         self.pairs = [(task, source) for task in self.sampler.tasks for source in self.sources[task]]
         self.plan_items = task_block * math.ceil(PLAN_ITEMS / task_block)
-
-    def _has_rows(self, labels: Mapping[str, Any], task: str) -> bool:
-        """Whether the counts say some row has every label `task` needs (multi_answer: two reading tasks')."""
-        templates = self.builder.templates
-        def has(t: str) -> bool:
-            return all(labels.get(label, 0) > 0 for label in templates.get(t).requires)
-        return sum(map(has, self.builder.reading_tasks)) >= 2 if task == MULTI_ANSWER else has(task)
 
     def plan(self, b: int) -> np.ndarray:
         """(plan_items,) the index in `pairs` of items [b * plan_items, (b + 1) * plan_items)."""
