@@ -95,9 +95,7 @@ class SequenceBuilder:
 
     def supports(self, task: str, record: FaceRecord) -> bool:
         """Whether `record` has every label `task` needs (for multi_answer: two reading tasks' labels)."""
-        if task == MULTI_ANSWER:
-            return len(self.multi_answer_tasks(record)) >= 2
-        return self.templates.supports(task, record)
+        return bool(can_train(task, self, lambda labels: all(record.has(label) for label in labels)))
 
     def multi_answer_tasks(self, record: FaceRecord) -> list[str]:
         """The reading tasks `record` has labels for, in READING_TASKS order."""
