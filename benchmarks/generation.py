@@ -8,14 +8,17 @@ Talk2Face release's setting) five ways:
   sequence recomputed for every token. Its time is linear in the faces, so above 8 faces it is
   timed on the first 8 (one pass over the prompts) and scaled;
 - `generate`: plain `model.generate` (do_sample, top_k 70, no constraint);
-- `current`: `text_to_face` through `generate` and the logits processors (`decoder = None`);
-- `static`: `text_to_face` as a user gets it, the static decoder (talk2face.decoding);
+- `current`: `text_to_face`'s codes through `generate` and the logits processors (`decoder = None`);
+- `static`: `text_to_face`'s codes as a user gets them, by the static decoder (talk2face.decoding);
 - `compiled`: the same after `Talk2Face.compile()` (its first call, on an empty compile cache, is
   printed apart).
-At batch 16 also `guided` (the default `text_to_face`, cfg 3: two rows per face) and `static bf16`.
+Every method stops at the codes: the VQGAN's pixels, which the release and `generate` do not make,
+are left out.
+Also `static` and `compiled` in the other precision (bf16 autocast on a CPU, fp32 on a GPU), and at
+batch 16 `guided` (the default `text_to_face`, cfg 3: two rows per face).
 Every method is warmed up, then timed in `--repeats` interleaved rounds; min and median printed.
 Each row's floor is its arithmetic: the FLOPs of every row it computes (guidance twins, padding,
-the output projection and attention over the keys it reads included) over the best matmul rate
+the logits it computes and attention over the keys it reads included) over the best matmul rate
 measured on this machine in any precision.
 Then age and attribute reading of 256 faces (images/s). Without --model it uses an untrained
 `small` decoder with the SynFace vocabulary and a `synface-64` VQGAN: speed does not depend on
@@ -41,6 +44,7 @@ from talk2face.decoding import StaticDecoder
 from talk2face.facade import Talk2Face
 from talk2face.logits_processors import filter_logits
 from talk2face.modeling import build_model
+from talk2face.sampling import Sampling
 from talk2face.templates import Templates
 from talk2face.vocab import Vocab
 from talk2face.vqgan import VQGAN, VQGAN_PRESETS
@@ -71,27 +75,28 @@ def _seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def token_flops(config, keys: int, logits: bool) -> float:
+def token_flops(config, keys: int, logits: int) -> float:
     """FLOPs of one token through the decoder (2 per multiply-add): the layers' matmuls, attention
-    (QK and AV) over `keys` keys, and the output projection when its logits are computed."""
+    (QK and AV) over `keys` keys, and the output projection's rows for `logits` logits."""
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     q, kv, h = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim, config.hidden_size
     per_layer = h * (q + 2 * kv) + q * h + 3 * h * config.intermediate_size + 2 * q * keys
-    return 2 * (config.num_hidden_layers * per_layer + (h * config.vocab_size if logits else 0))
+    return 2 * (config.num_hidden_layers * per_layer + h * logits)
 
 
-def cached_flops(config, rows: int, width: int, new: int, static: bool) -> float:
-    """A KV-cached decode of `new` tokens after (rows, width) prompts: the prompt pass (logits of its
-    last position only), then new - 1 one-token steps, each reading all width + new slots of a
-    static cache, or the keys so far of a growing one."""
-    prompt = sum(token_flops(config, k + 1, logits=k == width - 1) for k in range(width))
-    steps = sum(token_flops(config, width + new if static else width + i + 1, logits=True) for i in range(new - 1))
+def cached_flops(config, rows: int, width: int, new: int, step_logits: int) -> float:
+    """A KV-cached decode of `new` tokens after (rows, width) prompts: the prompt pass (every logit
+    of its last position only), then new - 1 one-token steps over the keys so far, each computing
+    `step_logits` logits (the vocabulary, or the static decoder's image codes)."""
+    prompt = sum(token_flops(config, k + 1, config.vocab_size if k == width - 1 else 0) for k in range(width))
+    steps = sum(token_flops(config, width + i + 1, step_logits) for i in range(new - 1))
     return rows * (prompt + steps)
 
 
 def release_flops(config, widths: list[int], new: int) -> float:
     """The release's decode: for each token the whole sequence again, logits at every position."""
-    base, per_key = token_flops(config, 0, logits=True), token_flops(config, 1, logits=True) - token_flops(config, 0, logits=True)
+    v = config.vocab_size
+    base, per_key = token_flops(config, 0, v), token_flops(config, 1, v) - token_flops(config, 0, v)
     lengths = np.array([w + t for w in widths for t in range(new)], dtype=np.float64)  # the sequence at each token
     return float((lengths * base + per_key * lengths * (lengths + 1) / 2).sum())  # positions 1..T attend 1..T keys
 
@@ -131,15 +136,19 @@ class Variants:
 
     def faces(self, texts: list[str], decoder: StaticDecoder | None, cfg_scale: float | None = None,
               bf16: bool | None = None) -> Callable[[], object]:
+        """`text_to_face(texts, cfg_scale, top_k=70, seed=0)` up to its codes (no pixels), as one call."""
+        cond = [self.t2f.task_prompt_ids("text_to_face", text=t) for t in texts]
+        uncond = [self.t2f.task_prompt_ids("text_to_face", unconditional=True)] * len(cond)
+
         def run() -> object:
             self.t2f.decoder, self.t2f.bf16 = decoder, self.bf16 if bf16 is None else bf16
-            return self.t2f.text_to_face(texts, cfg_scale=cfg_scale, top_k=70, seed=0, batch_size=len(texts))
+            return self.t2f._generate_faces(cond, uncond, Sampling(cfg_scale, top_k=70, seed=0), len(texts))
         return run
 
 
 def compare(t2f: Talk2Face, variants: Variants, batch: int, repeats: int, rate: float) -> dict[str, float]:
     """Time every method at one batch size, interleaved; print min / median and the floor of each."""
-    config, new = t2f.model.config, t2f.n_image_tokens
+    config, new, codes = t2f.model.config, t2f.n_image_tokens, len(t2f.vocab.image_token_range)
     texts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
     prompts = [t2f.task_prompt_ids("text_to_face", text=t) for t in texts]
     uncond = t2f.task_prompt_ids("text_to_face", unconditional=True)
@@ -149,16 +158,18 @@ def compare(t2f: Talk2Face, variants: Variants, batch: int, repeats: int, rate: 
     methods: dict[str, tuple[Callable[[], object], float, float]] = {  # name: (call, scale to the batch, FLOPs)
         "release": (lambda: release_decoding(t2f, timed_release), batch / len(timed_release),
                     release_flops(config, [len(p) + 1 for p in prompts], new)),
-        "generate": (lambda: plain_generate(t2f, prompts), 1.0, cached_flops(config, batch, width, new, False)),
-        "current": (variants.faces(texts, None), 1.0, cached_flops(config, batch, width, new, False)),
-        "static": (variants.faces(texts, variants.static), 1.0, cached_flops(config, batch, width, new, True)),
-        "compiled": (variants.faces(texts, variants.compiled), 1.0, cached_flops(config, batch, width, new, True)),
+        "generate": (lambda: plain_generate(t2f, prompts), 1.0, cached_flops(config, batch, width, new, config.vocab_size)),
+        "current": (variants.faces(texts, None), 1.0, cached_flops(config, batch, width, new, config.vocab_size)),
+        "static": (variants.faces(texts, variants.static), 1.0, cached_flops(config, batch, width, new, codes)),
+        "compiled": (variants.faces(texts, variants.compiled), 1.0, cached_flops(config, batch, width, new, codes)),
     }
+    other = "fp32" if variants.bf16 else "bf16"  # the precision the user does not get by default here
+    for name, decoder in (("static", variants.static), ("compiled", variants.compiled)):
+        methods[f"{name} {other}"] = (variants.faces(texts, decoder, bf16=not variants.bf16), 1.0,
+                                      cached_flops(config, batch, width, new, codes))
     if batch == 16:
         methods["guided"] = (variants.faces(texts, variants.static, cfg_scale=3.0), 1.0,
-                             cached_flops(config, 2 * batch, guided_width, new, True))
-        methods["static bf16"] = (variants.faces(texts, variants.static, bf16=not variants.bf16), 1.0,
-                                  cached_flops(config, batch, width, new, True))
+                             cached_flops(config, 2 * batch, guided_width, new, codes))
     for call, _, _ in methods.values():
         call()  # warm-up (the compiled step compiled before this, in main)
     times: dict[str, list[float]] = {name: [] for name in methods}
@@ -178,8 +189,9 @@ def compare(t2f: Talk2Face, variants: Variants, batch: int, repeats: int, rate: 
     figures[f"b{batch}_compiled_over_generate"] = best["compiled"] / best["generate"]
     figures[f"b{batch}_compiled_over_floor"] = best["compiled"] / (methods["compiled"][2] / (rate * 1e9))
     print(f"  static: {best['generate'] / best['static']:.2f}x faster than generate, compiled "
-          f"{best['generate'] / best['compiled']:.2f}x; per decoding step {1e3 * best['static'] / new:.2f} / "
-          f"{1e3 * best['compiled'] / new:.2f} ms")
+          f"{best['generate'] / best['compiled']:.2f}x, compiled {other} {best['generate'] / best[f'compiled {other}']:.2f}x; "
+          f"per decoding step {1e3 * best['static'] / new:.2f} / {1e3 * best['compiled'] / new:.2f} / "
+          f"{1e3 * best[f'compiled {other}'] / new:.2f} ms")
     return figures
 
 

@@ -96,7 +96,6 @@ class StaticDecoder:
         self.model = model
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self.q_heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
-        self.gqa = self.q_heads != self.kv_heads
         self.eps = config.rms_norm_eps
         self.scaling = self.head_dim**-0.5
         self.compiled = compiled
@@ -110,9 +109,10 @@ class StaticDecoder:
         return (config.model_type == "llama" and not config.attention_bias and not config.mlp_bias
                 and config.hidden_act == "silu" and rope != "dynamic")
 
-    def _layers(self) -> list[_Layer]:
-        """The layers' weights, concatenated afresh at each call (so they follow the model's). Under
-        autocast the matrices are cast here once, as autocast would cast them at every step."""
+    def _weights(self, span: torch.Tensor | None) -> tuple[list[_Layer], torch.Tensor]:
+        """The layers' weights, concatenated afresh at each call (so they follow the model's), and the
+        output projection: (V, H), or (K, H) its rows for the span's ids, the only logits a face's step
+        needs. Under autocast the matrices are cast here once, as autocast would cast them at every step."""
         device = self.model.lm_head.weight.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
 
@@ -127,7 +127,8 @@ class StaticDecoder:
                 matrix(a.o_proj.weight), layer.post_attention_layernorm.weight,
                 matrix(m.gate_proj.weight, m.up_proj.weight), matrix(m.down_proj.weight),
             ))
-        return layers
+        head = self.model.lm_head.weight
+        return layers, matrix(head if span is None else head[span])
 
     def _step_fn(self, rule: Rule):
         if rule not in self._steps:
@@ -153,6 +154,22 @@ class StaticDecoder:
         y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)
         return weight * y.to(x.dtype)
 
+    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """One query per row over its cache: (N, Hq, 1, D) queries, (N, Hkv, L, D) keys and values, (N, 1, 1, L)
+        bool -> (N, Hq, 1, D).
+
+        Eager: SDPA's fused CPU kernel. Compiled: written as products and sums, which inductor fuses
+        into loops over the cache as it lies; SDPA stays an opaque kernel there, and matmuls would
+        have it copy the keys transposed first (README, Speed: 0.76-0.85x the step's time)."""
+        if not self.compiled:
+            return F.scaled_dot_product_attention(q, keys, values, attn_mask=seen, scale=self.scaling,
+                                                  enable_gqa=self.q_heads != self.kv_heads)
+        n, _, _, d = q.shape
+        q = q.view(n, self.kv_heads, -1, 1, d).float()  # (N, Hkv, G, 1, D): a key head's G query heads
+        scores = (q * keys[:, :, None].float()).sum(-1) * self.scaling  # (N, Hkv, G, L)
+        weights = scores.masked_fill(~seen, -float("inf")).softmax(-1)
+        return (weights[..., None] * values[:, :, None].float()).sum(-2).to(values.dtype).view(n, -1, 1, d)
+
     def _embed(self, token: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """(N,) tokens, (N,) their face-grid cells -> (N, 1, H) input embeddings."""
         embed = self.model.model.embed_tokens
@@ -162,14 +179,14 @@ class StaticDecoder:
         return x[:, None]
 
     def _step(
-        self, rule: Rule, layers: list[_Layer], token: torch.Tensor, cell: torch.Tensor, cos: torch.Tensor,
+        self, rule: Rule, layers: list[_Layer], head: torch.Tensor, token: torch.Tensor, cell: torch.Tensor, cos: torch.Tensor,
         sin: torch.Tensor, slot: torch.Tensor, length: int, valid: torch.Tensor, keys: list[torch.Tensor],
         values: list[torch.Tensor], allowed: torch.Tensor, span: torch.Tensor | None, uniform: torch.Tensor | None,
         keep_token: torch.Tensor, keep: torch.Tensor,
     ) -> torch.Tensor:
         """One token for every row: the forward pass over the static cache, then `rule`.
 
-        token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, D) its
+        layers, head: the weights (`_weights`); token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, D) its
         rotary angles; slot: (1,) its index in the cache, length = slot + 1: attention reads the
         first `length` positions only (the rest is not written yet); valid: (N, S) keys written and
         not padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed:
@@ -190,16 +207,15 @@ class StaticDecoder:
             k_cache[:, :, slot] = k.to(k_cache.dtype)  # index_put_ on a whole input: compiled in place
             v_cache[:, :, slot] = v.to(v_cache.dtype)
             # narrow, not a slice: its size is `length` itself, where a slice's is min(length, S)
-            o = F.scaled_dot_product_attention(q, k_cache.narrow(2, 0, length), v_cache.narrow(2, 0, length),
-                                               attn_mask=seen, scale=self.scaling, enable_gqa=self.gqa)  # (N, Hq, 1, D)
+            o = self._attend(q, k_cache.narrow(2, 0, length), v_cache.narrow(2, 0, length), seen)  # (N, Hq, 1, D)
             x = x + F.linear(o.transpose(1, 2).reshape(n, 1, -1), layer.out)
             gate, up = F.linear(self._norm(x, layer.mlp_norm), layer.gate_up).chunk(2, -1)  # (N, 1, I) each
             x = x + F.linear(F.silu(gate) * up, layer.down)
-        logits = self.model.lm_head(self.model.model.norm(x))[:, -1].float()  # (N, V)
+        logits = F.linear(self.model.model.norm(x)[:, -1], head).float()  # (N, V), or (N, K) over the span
         if span is None:
             token = rule.pick(logits, allowed, uniform)
         else:  # the same draw, filtered and drawn over the only ids it may write
-            token = span[rule.pick(logits[:, span], allowed, None if uniform is None else uniform[:, span])]
+            token = span[rule.pick(logits, allowed, None if uniform is None else uniform[:, span])]
         return torch.where(keep, keep_token, token)
 
     @torch.no_grad()
@@ -245,14 +261,14 @@ class StaticDecoder:
         stop = -1 if stop_id is None else stop_id  # -1: no id, so no row stops
         written, stopped = [token], token == stop  # (N,) the rows that have written stop_id
         cell = self._trailing_image_run(ids)  # (N,) the face-grid cell of the first token written
-        step, layers = self._step_fn(rule), self._layers()
+        step, (layers, head) = self._step_fn(rule), self._weights(span)
         for i in range(1, new_tokens):
             if bool(stopped.all()):
                 break
             at = last + i  # (N,) the position of the token going in
             slot = torch.tensor([width + i - 1], device=ids.device)
             fed = token
-            token = step(layers, fed, cell, cos[0, at], sin[0, at], slot, width + i, valid, keys, values,
+            token = step(layers, head, fed, cell, cos[0, at], sin[0, at], slot, width + i, valid, keys, values,
                          step_allowed, span, uniform(), keep[0][:, i], keep[1][:, i])
             cell = torch.where(self._is_image(fed), cell + 1, torch.zeros_like(cell))  # the cell of `token`
             written.append(token)

@@ -69,6 +69,19 @@ def test_grouped_query_attention_decodes_as_generate():
     assert torch.equal(static, reference[:, 7:])
 
 
+def test_the_compiled_steps_attention_is_sdpas():
+    """Compiled, attention is written out as products and sums (eager: SDPA); both over grouped heads and padding."""
+    config = LlamaConfig(vocab_size=60, hidden_size=32, num_attention_heads=4, num_key_value_heads=2)
+    eager, written = (StaticDecoder(LlamaForCausalLM(config), compiled) for compiled in (False, True))
+    generator = torch.Generator().manual_seed(0)
+    q, keys, values = (torch.randn(shape, generator=generator) for shape in ((3, 4, 1, 8), (3, 2, 5, 8), (3, 2, 5, 8)))
+    seen = torch.ones(3, 1, 1, 5, dtype=torch.bool)
+    seen[0, ..., :2] = False  # a left-padded row
+    expected = eager._attend(q, keys, values, seen)  # (3, 4, 1, 8)
+    assert torch.allclose(written._attend(q, keys, values, seen), expected, atol=1e-6)
+    assert not torch.allclose(eager._attend(q, keys, values, torch.ones_like(seen)), expected, atol=1e-3)  # the mask counts
+
+
 def test_kept_cells_are_forced_as_generate_forces_them(static_and_reference):
     static, reference = static_and_reference
     cond, uncond = prompts(static)
