@@ -6,7 +6,8 @@ Runs `talk2face_train.train` on the `synface-small` config side by side in one p
 1. the matmul rates of this machine, fp32 and bf16 (benchmarks.matmul; MFU is against the best),
 2. `talk2face_train.train` with bf16 autocast and with fp32: tokens/s and the first losses of each,
 3. a bare PyTorch loop (forward, backward, the config's optimiser steps under the same autocast) over the very
-   same batches and model: the training loop's overhead is the ratio of the two,
+   same batches and model (compiled where the config compiles it): the training loop's overhead is the ratio
+   of the two; and the same loop with the model `torch.compile`d, for what compiling would gain,
 4. model FLOP utilisation: (6 N + 12 L H T) FLOPs per token (PaLM, Chowdhery et al. 2022,
    appendix B) times tokens/s, over the best matmul rate measured in any precision.
 Without --data it renders a small SynFace, tokenizes it with an untrained VQGAN (speed does not
@@ -69,10 +70,13 @@ def mean_length(batches: list[dict[str, torch.Tensor]]) -> float:
     return float(np.mean([b["attention_mask"].sum(1).float().mean() for b in batches]))
 
 
-def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: Vocab, bf16: bool) -> float:
-    """Tokens/s of plain forward/backward/optimiser steps over `batches` (the first 2 are warm-up)."""
+def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: Vocab, bf16: bool,
+              compiled: bool = False) -> float:
+    """Tokens/s of plain forward/backward/optimiser steps over `batches` (the first 2 are warm-up),
+    the model `torch.compile`d as `compile: true` compiles it (dynamic shapes) where `compiled`."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, len(vocab), cfg.data.max_length, vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    forward = torch.compile(model, dynamic=True) if compiled else model
     optimizers = optimizers_for(cfg.optim, model)
     loss_of = TrainingLoss.from_config(cfg.data, vocab)
     tokens, t0 = 0, 0.0
@@ -80,7 +84,7 @@ def bare_loop(cfg: TrainConfig, batches: list[dict[str, torch.Tensor]], vocab: V
         if i == 2:
             tokens, t0 = 0, time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_of(model, batch)
+            loss = loss_of(forward, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
         for optimizer in optimizers:
@@ -119,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         cfg = load_config(TrainConfig, args.config, overrides)
         vocab = Vocab.from_pretrained(runs["bf16"].final_dir)
         batches = training_batches(cfg, vocab, args.steps)
-        bare = bare_loop(cfg, batches, vocab, bf16=True)
+        bare = bare_loop(cfg, batches, vocab, bf16=True, compiled=cfg.compile)  # the same model as the runs
+        bare_compiled = bare if cfg.compile else bare_loop(cfg, batches, vocab, bf16=True, compiled=True)
 
     seq_len = mean_length(batches)
     fpt = flops_per_token(cfg, len(vocab), seq_len)
@@ -131,10 +136,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"  bare loop bf16 {bare:9,.0f} tokens/s   talk2face_train.train / bare = {bf16 / bare:.2f} (target >= 0.9)")
     print(f"  MFU (bf16) {100 * mfu:.1f}% of the best matmul rate measured, {peak:,.0f} GFLOP/s ({where}); "
           f"{fpt / 1e6:.1f} MFLOP/token; target >= 40%")
+    print(f"  bare loop bf16, torch.compile {bare_compiled:9,.0f} tokens/s ({bare_compiled / bare:.2f}x the bare loop"
+          f"{'' if cfg.compile else ' uncompiled'}), MFU {100 * fpt * bare_compiled / (peak * 1e9):.1f}%")
     print("  first losses bf16: " + " ".join(f"{x:.3f}" for x in runs["bf16"].losses[:6]))
     print("  first losses fp32: " + " ".join(f"{x:.3f}" for x in runs["no"].losses[:6]))
     return {"bf16_tokens_per_s": bf16, "fp32_tokens_per_s": fp32, "bare_tokens_per_s": bare, "mfu": mfu,
-            "best_matmul_gflops": peak}
+            "bare_compiled_tokens_per_s": bare_compiled, "best_matmul_gflops": peak}
 
 
 if __name__ == "__main__":
