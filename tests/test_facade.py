@@ -229,6 +229,9 @@ def test_an_edit_written_as_changes_takes_the_source_code_wherever_it_writes_sam
     assert model.model.config.face_grid["image_stop"] == same + 1  # <same> fills a cell of the face grid
     source = np.stack(model.encode_faces(faces[:2]))  # (2, 16)
     monkeypatch.setattr(model, "decode_faces", lambda codes: codes.cpu().numpy())
+    # the hook below biases the head module's output, which `generate` calls; the static decoder
+    # computes a face's logits from the head's weights (tests/test_decoding.py: the same codes)
+    monkeypatch.setattr(model, "decoder", None)
     favoured = {}  # vocabulary id -> logit bonus, added after the decoder's head
 
     def bias(module, args, logits):  # (B, T, V)
