@@ -123,7 +123,8 @@ class Talk2Face:
 
     def compile(self) -> Talk2Face:
         """Decode with the static decoder's step `torch.compile`d into one graph (talk2face.decoding).
-        Its first call compiles (seconds; cached on disk for later processes), and any later batch
+        Its first call compiles (about a minute on a 2-core CPU; seconds for later processes, which
+        find the kernels in torch's on-disk cache), and any later batch
         size or prompt width reuses the graph; its speed is measured by `python -m
         benchmarks.generation` (README, Speed). Returns self."""
         if not StaticDecoder.supports(self.model.config):
