@@ -174,14 +174,20 @@ class Talk2Face:
             mask[i, width - len(r) :] = 1
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
+    def _forward_left_padded(self, rows: Sequence[np.ndarray], use_cache: bool = False):
+        """One forward pass over left-padded rows: (the model's output, (B, T) attention mask, (B, T)
+        positions, which restart after the padding)."""
+        ids, mask = self._left_pad(rows)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with self._autocast():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=use_cache)
+        return out, mask, positions
+
     @torch.no_grad()
     def _logits(self, rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward pass over left-padded rows: ((B, T, V) float logits, (B, T) attention mask)."""
-        ids, mask = self._left_pad(rows)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): positions restart after the padding
-        with self._autocast():
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
-        return logits.float(), mask
+        out, mask, _ = self._forward_left_padded(rows)
+        return out.logits.float(), mask
 
     @torch.no_grad()
     def _decode(
@@ -470,10 +476,7 @@ class Talk2Face:
             tokens[j, : len(a)] = torch.from_numpy(np.asarray(a, dtype=np.int64))
         tokens = tokens.to(self.device)
         counted = (torch.arange(width)[None] < torch.tensor([len(a) for a in answers])[:, None]).to(self.device)  # (C, W)
-        ids, mask = self._left_pad(prompts)  # (B, P)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): positions restart after the padding
-        with self._autocast():
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=True)
+        out, mask, position_ids = self._forward_left_padded(prompts, use_cache=True)  # mask, positions: (B, P)
         scores = out.logits[:, -1].float().log_softmax(-1)[:, tokens[:, 0]]  # (B, C): each answer's first token
         if width == 1:
             return scores
