@@ -179,15 +179,15 @@ class StaticDecoder:
         return x[:, None]
 
     def _step(
-        self, rule: Rule, layers: list[_Layer], head: torch.Tensor, token: torch.Tensor, cell: torch.Tensor, cos: torch.Tensor,
-        sin: torch.Tensor, slot: torch.Tensor, length: int, valid: torch.Tensor, keys: list[torch.Tensor],
+        self, rule: Rule, layers: list[_Layer], head: torch.Tensor, token: torch.Tensor, cell: torch.Tensor,
+        cos: torch.Tensor, sin: torch.Tensor, slot: torch.Tensor, length: int, valid: torch.Tensor, keys: list[torch.Tensor],
         values: list[torch.Tensor], allowed: torch.Tensor, span: torch.Tensor | None, uniform: torch.Tensor | None,
         keep_token: torch.Tensor, keep: torch.Tensor,
     ) -> torch.Tensor:
         """One token for every row: the forward pass over the static cache, then `rule`.
 
-        layers, head: the weights (`_weights`); token, cell: (N,) the token written last and its face-grid cell; cos, sin: (N, D) its
-        rotary angles; slot: (1,) its index in the cache, length = slot + 1: attention reads the
+        layers, head: the weights (`_weights`); token, cell: (N,) the token written last and its
+        face-grid cell; cos, sin: (N, D) its rotary angles; slot: (1,) its index in the cache, length = slot + 1: attention reads the
         first `length` positions only (the rest is not written yet); valid: (N, S) keys written and
         not padding, keys / values: L x (N, Hkv, S, D), all three written at `slot` here; allowed:
         (V,), or (K,) over the span's ids; span: (K,) the ids of `rule.span` (None without one);

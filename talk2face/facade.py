@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers import DynamicCache, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from talk2face import shipped
 from talk2face.checkpoint import TEMPLATES_SUBDIR, check_checkpoint_folder, load_decoder, read_card, vqgan_folder
@@ -124,9 +125,9 @@ class Talk2Face:
     def compile(self) -> Talk2Face:
         """Decode with the static decoder's step `torch.compile`d into one graph (talk2face.decoding).
         Its first call compiles (about a minute on a 2-core CPU; seconds for later processes, which
-        find the kernels in torch's on-disk cache), and any later batch
-        size or prompt width reuses the graph; its speed is measured by `python -m
-        benchmarks.generation` (README, Speed). Returns self."""
+        find the kernels in torch's on-disk cache), and any later batch size or prompt width reuses
+        the graph; its speed is measured by `python -m benchmarks.generation` (README, Speed).
+        Returns self."""
         if not StaticDecoder.supports(self.model.config):
             raise UserError("compile(): the static decoder does not compute this model's layers (biases, an "
                             "activation other than SiLU or dynamic rotary scaling); it decodes with generate")
@@ -174,7 +175,9 @@ class Talk2Face:
             mask[i, width - len(r) :] = 1
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
-    def _forward_left_padded(self, rows: Sequence[np.ndarray], use_cache: bool = False):
+    def _forward_left_padded(
+        self, rows: Sequence[np.ndarray], use_cache: bool = False,
+    ) -> tuple[CausalLMOutputWithPast, torch.Tensor, torch.Tensor]:
         """One forward pass over left-padded rows: (the model's output, (B, T) attention mask, (B, T)
         positions, which restart after the padding)."""
         ids, mask = self._left_pad(rows)

@@ -72,7 +72,8 @@ def test_grouped_query_attention_decodes_as_generate():
 def test_the_compiled_steps_attention_is_sdpas():
     """Compiled, attention is written out as products and sums (eager: SDPA); both over grouped heads and padding."""
     config = LlamaConfig(vocab_size=60, hidden_size=32, num_attention_heads=4, num_key_value_heads=2)
-    eager, written = (StaticDecoder(LlamaForCausalLM(config), compiled) for compiled in (False, True))
+    model = LlamaForCausalLM(config)
+    eager, written = StaticDecoder(model), StaticDecoder(model, compiled=True)
     generator = torch.Generator().manual_seed(0)
     q, keys, values = (torch.randn(shape, generator=generator) for shape in ((3, 4, 1, 8), (3, 2, 5, 8), (3, 2, 5, 8)))
     seen = torch.ones(3, 1, 1, 5, dtype=torch.bool)
